@@ -1,0 +1,69 @@
+#include "cli.hpp"
+
+#include "log.hpp"
+
+#include <boost/asio/ip/address.hpp>
+
+#include <thread>
+
+namespace netlab {
+
+unsigned default_thread_count() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void add_common_options(CLI::App& app, common_options& options) {
+  app.set_version_flag("--version", std::string("netlab ") + NETLAB_VERSION);
+  app.add_option_function<std::string>(
+         "--log-level",
+         [&options](const std::string& level) {
+           options.log_level = level;
+           options.log_level_given = true;
+         },
+         "Diagnostics on stderr: trace|debug|info|warn|error|off (default: info, or SPDLOG_LEVEL)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
+const CLI::Validator ip_address(
+    [](const std::string& text) {
+      boost::system::error_code error;
+      boost::asio::ip::make_address(text, error);
+      return error ? "not an IPv4 or IPv6 address: " + text : std::string();
+    },
+    "IP", "ip_address");
+
+void add_server_options(CLI::App& app, server_options& options) {
+  options.threads = default_thread_count();
+  app.add_option("--bind", options.bind,
+                 "Address to listen on (IPv4 or IPv6 literal; 0.0.0.0 or :: to expose)")
+      ->check(ip_address)
+      ->capture_default_str();
+  app.add_option("--port", options.port, "Port to listen on (0 takes a free port)")
+      ->capture_default_str();
+  app.add_option("--threads", options.threads,
+                 "Threads running the io_context (1 = a single-threaded reactor; default: cores)")
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+}
+
+int run_program(CLI::App& app, common_options& options, int argc, char** argv,
+                const std::function<int()>& body) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line that names the option; CLI11's own messages already do.
+    fmt::print(stderr, "error: {} (see --help)\n", e.what());
+    return exit_usage;
+  }
+  setup_logging(options.log_level, options.log_level_given);
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return exit_runtime_failure;
+  }
+}
+
+}  // namespace netlab

@@ -1,0 +1,109 @@
+#include "line_reader.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace netlab {
+
+namespace asio = boost::asio;
+
+line_reader::line_reader(std::size_t max_line) : max_line_(max_line) {}
+
+std::span<char> line_reader::prepare() {
+  if (!storage_) {
+    capacity_ = std::min(read_chunk, max_line_ + 1);
+    storage_ = std::make_unique_for_overwrite<char[]>(capacity_);
+  }
+  if (begin_ > 0) {
+    // Only a partial line is left (take_line handed out the rest): move it to the front.
+    std::memmove(storage_.get(), storage_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == capacity_) {
+    // A line longer than the buffer but within max_line: grow, up to max_line + 1 ('\n').
+    const auto grown = std::min(capacity_ * 2, max_line_ + 1);
+    auto bigger = std::make_unique_for_overwrite<char[]>(grown);
+    std::memcpy(bigger.get(), storage_.get(), end_);
+    storage_ = std::move(bigger);
+    capacity_ = grown;
+  }
+  return {storage_.get() + end_, capacity_ - end_};
+}
+
+void line_reader::commit(std::size_t bytes_read) { end_ += bytes_read; }
+
+std::optional<std::string> line_reader::take_line() {
+  const char* first = storage_.get() + begin_;
+  const auto* newline = static_cast<const char*>(
+      std::memchr(first + scanned_, '\n', end_ - begin_ - scanned_));
+  if (newline == nullptr) {
+    scanned_ = end_ - begin_;
+    return std::nullopt;
+  }
+  const auto length = static_cast<std::size_t>(newline - first) + 1;
+  std::string line(first, length);
+  begin_ += length;
+  scanned_ = 0;
+  return line;
+}
+
+bool line_reader::too_long() const { return end_ - begin_ > max_line_; }
+
+std::string line_reader::take_rest() {
+  std::string rest(storage_.get() + begin_, end_ - begin_);
+  begin_ = end_ = scanned_ = 0;
+  return rest;
+}
+
+asio::awaitable<line_result> line_reader::read_line(asio::ip::tcp::socket& socket) {
+  for (;;) {
+    if (end_ > begin_) {
+      if (auto line = take_line()) co_return line_result{line_status::complete, std::move(*line), {}};
+      // Checked only when no '\n' is buffered: a line of exactly max_line bytes plus '\n' passes.
+      if (too_long()) co_return line_result{line_status::too_long, {}, {}};
+    }
+    if (input_ended_) {
+      if (end_ > begin_) co_return line_result{line_status::unterminated, take_rest(), {}};
+      co_return line_result{line_status::end_of_input, {}, {}};
+    }
+    auto space = prepare();
+    auto [error, bytes_read] = co_await socket.async_read_some(
+        asio::buffer(space.data(), space.size()), asio::as_tuple(asio::use_awaitable));
+    commit(bytes_read);
+    if (error == asio::error::eof) {
+      input_ended_ = true;
+    } else if (error) {
+      co_return line_result{line_status::failed, {}, error};
+    }
+  }
+}
+
+namespace {
+
+asio::awaitable<void> read_until_closed(asio::ip::tcp::socket& socket) {
+  char sink[4096];
+  for (;;) {
+    auto [error, n] = co_await socket.async_read_some(asio::buffer(sink),
+                                                      asio::as_tuple(asio::use_awaitable));
+    if (error) co_return;  // EOF: the client has read our last line and closed
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> discard_input(asio::ip::tcp::socket& socket,
+                                    std::chrono::milliseconds limit) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer timer(socket.get_executor(), limit);
+  // Whichever ends first cancels the other: the client's close, or the time limit.
+  co_await (read_until_closed(socket) || timer.async_wait(asio::use_awaitable));
+}
+
+}  // namespace netlab

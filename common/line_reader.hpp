@@ -1,0 +1,74 @@
+// Reading lines of bounded length from a TCP socket.
+//
+// Why not `async_read_until` with a `dynamic_buffer(std::string)`: that buffer zero-fills every
+// area it reads into (std::string::resize), its first reads are 512 bytes, and it is asked again
+// for each line even when the last read brought a hundred. This reader does one large read, then
+// hands out every complete line in it before reading again; a line costs one allocation, its own.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace netlab {
+
+// The size of one read. Large enough that a busy connection needs few system calls, small
+// enough that ten thousand idle connections stay cheap (untouched pages cost no memory).
+inline constexpr std::size_t read_chunk = 16 * 1024;
+
+// The default for --max-line: longer lines are refused (the contract's policy).
+inline constexpr std::size_t default_max_line = 64 * 1024;
+
+enum class line_status {
+  complete,      // a line ending in '\n' (included in `text`)
+  unterminated,  // the last bytes before end of input, without '\n'
+  end_of_input,  // the peer closed its side, nothing is left
+  too_long,      // more than max_line bytes without '\n': the stream can no longer be trusted
+  failed,        // a read error, in `error` (reset, for instance)
+};
+
+struct line_result {
+  line_status status;
+  std::string text;
+  boost::system::error_code error;
+};
+
+class line_reader {
+ public:
+  // A line may hold at most `max_line` bytes before its '\n'.
+  explicit line_reader(std::size_t max_line);
+
+  boost::asio::awaitable<line_result> read_line(boost::asio::ip::tcp::socket& socket);
+
+  // The framing on its own, without a socket (read_line is built on these; tests and fuzzers
+  // drive them directly).
+  std::span<char> prepare();            // space for the next read
+  void commit(std::size_t bytes_read);  // that many bytes arrived in prepare()'s space
+  std::optional<std::string> take_line();  // the next complete line, if one is buffered
+  bool too_long() const;                   // buffered bytes without '\n' exceed max_line
+  std::string take_rest();                 // whatever is buffered, at end of input
+  std::size_t capacity() const { return capacity_; }
+
+ private:
+  std::size_t max_line_;
+  std::unique_ptr<char[]> storage_;  // allocated on the first read, never zero-filled
+  std::size_t capacity_ = 0;
+  std::size_t begin_ = 0;    // first byte not yet handed out
+  std::size_t end_ = 0;      // one past the last byte read
+  std::size_t scanned_ = 0;  // bytes from begin_ already known to hold no '\n'
+  bool input_ended_ = false;
+};
+
+// After refusing a client (line too long), read and drop what it still sends, until it closes
+// or `limit` passes. Closing a socket with unread input makes the kernel send a reset, which can
+// destroy the refusal line before the client reads it; this "lingering close" avoids that.
+boost::asio::awaitable<void> discard_input(boost::asio::ip::tcp::socket& socket,
+                                           std::chrono::milliseconds limit);
+
+}  // namespace netlab

@@ -1,0 +1,44 @@
+// Logging and program output.
+//
+// Two streams, two purposes: what the exercise itself shows (the lines the contract fixes, such as
+// `listening on ...`) goes to stdout through `netlab::print`, one flushed line at a time, so a
+// test or a pipe sees it at once; diagnostics go to stderr through spdlog, filtered by
+// `--log-level` or SPDLOG_LEVEL.
+#pragma once
+
+#include <boost/asio/ip/basic_endpoint.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <string_view>
+#include <utility>
+
+namespace netlab {
+
+// The logger behind `print`: stdout, message only, flushed after every line, never filtered.
+spdlog::logger& program_output();
+
+// One line of program output. Lines printed by several threads never interleave.
+template <typename... Args>
+void print(fmt::format_string<Args...> format, Args&&... args) {
+  program_output().info(format, std::forward<Args>(args)...);
+}
+
+// Diagnostics to stderr. `level` is one of trace|debug|info|warn|error|off; when the user gave no
+// --log-level (`level_given` false), SPDLOG_LEVEL from the environment wins over the default.
+void setup_logging(std::string_view level, bool level_given);
+
+}  // namespace netlab
+
+// `127.0.0.1:8080` or `[::1]:8080`, for TCP and UDP endpoints alike. fmt 9 no longer formats
+// through operator<<, so this is the one place that says how an endpoint looks.
+template <typename Protocol>
+struct fmt::formatter<boost::asio::ip::basic_endpoint<Protocol>> : fmt::formatter<std::string_view> {
+  auto format(const boost::asio::ip::basic_endpoint<Protocol>& endpoint, format_context& ctx) const {
+    const auto address = endpoint.address();
+    if (address.is_v6()) {
+      return fmt::format_to(ctx.out(), "[{}]:{}", address.to_string(), endpoint.port());
+    }
+    return fmt::format_to(ctx.out(), "{}:{}", address.to_string(), endpoint.port());
+  }
+};

@@ -1,0 +1,151 @@
+#include "echo_session.hpp"
+
+#include "common/log.hpp"
+#include "common/spawn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace netlab::echo {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+// What travels from reader to writer: a line, or std::nullopt for "end of input". The end is a
+// message of its own because Boost 1.81's channel::close() throws away lines still queued.
+using line_channel = asio::experimental::channel<void(error_code, std::optional<std::string>)>;
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket socket, const options& limits)
+      : socket_(std::move(socket)),
+        lines_(socket_.get_executor(), limits.queue),
+        input_(limits.max_line),
+        max_line_(limits.max_line) {
+    error_code ignored;
+    peer_ = socket_.remote_endpoint(ignored);
+  }
+
+  void start(shutdown_coordinator& shutdown) {
+    membership_ = shutdown.join([weak = weak_from_this()] {
+      if (auto self = weak.lock()) {
+        asio::post(self->socket_.get_executor(), [self] { self->stop_reading(); });
+      }
+    });
+    spawn(socket_.get_executor(), run(shared_from_this()), fmt::format("echo {}", peer_));
+  }
+
+ private:
+  static asio::awaitable<void> run(std::shared_ptr<session> self) {
+    using namespace asio::experimental::awaitable_operators;
+    spdlog::debug("{} connected", self->peer_);
+    co_await (self->reader() && self->writer());
+    if (self->refused_) co_await discard_input(self->socket_, refusal_linger);
+    spdlog::debug("{} closed", self->peer_);
+  }
+
+  // Reads lines and queues them for the writer; ends the stream with std::nullopt.
+  asio::awaitable<void> reader() {
+    for (;;) {
+      auto result = co_await input_.read_line(socket_);
+      if (result.status == line_status::complete || result.status == line_status::unterminated) {
+        if (!co_await queue(std::move(result.text))) co_return;  // the writer is gone
+        continue;
+      }
+      if (result.status == line_status::too_long) {
+        // Policy: refuse the line, tell the client why, close. The rest of the stream cannot
+        // be framed again without reading the whole oversize line, so it is dropped.
+        spdlog::info("{} sent a line longer than {} bytes: closing", peer_, max_line_);
+        refused_ = true;
+        if (!co_await queue(fmt::format("error: line longer than {} bytes\n", max_line_))) co_return;
+      } else if (result.status == line_status::failed) {
+        spdlog::debug("{} read: {}", peer_, result.error.message());
+      }
+      break;  // too long, end of input, or a read error: no more lines
+    }
+    co_await queue(std::nullopt);
+  }
+
+  // Sends one message to the writer, waiting while the channel is full (the backpressure).
+  // False when the writer has stopped and nobody will take it.
+  asio::awaitable<bool> queue(std::optional<std::string> line) {
+    auto [error] = co_await lines_.async_send(error_code{}, std::move(line),
+                                              asio::as_tuple(asio::use_awaitable));
+    co_return !error;
+  }
+
+  // Takes a line from the channel, then every line already queued, and writes them all with one
+  // gathered write: one system call for many lines, with TCP_NODELAY on.
+  asio::awaitable<void> writer() {
+    std::vector<std::string> batch;
+    std::vector<asio::const_buffer> buffers;
+    bool input_ended = false;
+    auto take = [&](error_code, std::optional<std::string> line) {
+      if (line) {
+        batch.push_back(std::move(*line));
+      } else {
+        input_ended = true;
+      }
+    };
+    while (!input_ended) {
+      auto [error, first] = co_await lines_.async_receive(asio::as_tuple(asio::use_awaitable));
+      if (error) co_return;
+      take(error, std::move(first));
+      while (!input_ended && lines_.try_receive(take)) {
+      }
+      if (batch.empty()) break;
+      buffers.clear();
+      for (const auto& line : batch) buffers.push_back(asio::buffer(line));
+      auto [write_error, written] =
+          co_await asio::async_write(socket_, buffers, asio::as_tuple(asio::use_awaitable));
+      batch.clear();
+      if (write_error) {
+        // The client is gone (reset, broken pipe): nothing more can be delivered. Wake the
+        // reader wherever it waits, so that the session ends.
+        spdlog::debug("{} write: {}", peer_, write_error.message());
+        lines_.cancel();
+        lines_.close();
+        stop_reading();
+        co_return;
+      }
+    }
+    // Every line has been written: half-close, so the client reads EOF after the last byte.
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // Shutdown, or the writer giving up: the reader sees end of input on its next read, as if the
+  // client had closed, so stopping follows the same path as a normal goodbye.
+  void stop_reading() {
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+  }
+
+  tcp::socket socket_;       // shared by reader and writer, on this session's strand
+  line_channel lines_;       // reader -> writer; its capacity is the --queue bound
+  line_reader input_;        // the reader's buffer
+  std::size_t max_line_;
+  tcp::endpoint peer_;       // for log lines, read once (it fails after a reset)
+  bool refused_ = false;     // the reader refused a line: close with a linger
+  shutdown_coordinator::membership membership_;  // leaves when the session is destroyed
+};
+
+}  // namespace
+
+void start_session(tcp::socket socket, const options& limits, shutdown_coordinator& shutdown) {
+  std::make_shared<session>(std::move(socket), limits)->start(shutdown);
+}
+
+}  // namespace netlab::echo

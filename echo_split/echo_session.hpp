@@ -1,0 +1,40 @@
+// One echo connection: a reader coroutine and a writer coroutine joined by a bounded channel.
+//
+// This is the Asio counterpart of the lesson's `stream.into_split()` + `mpsc::channel(N)`:
+//
+//   socket --read--> reader --channel (at most `queue` lines)--> writer --write--> socket
+//
+// Both coroutines run on the connection's strand, so they share the socket without locks (a
+// read and a write may be outstanding at the same time, like tokio's two halves). The channel
+// is the backpressure: when the client stops reading, the writer's write waits, the channel
+// fills, the reader's send waits, the server stops reading, and TCP flow control stops the
+// client. Memory per connection stays bounded whatever the client does.
+#pragma once
+
+#include "common/line_reader.hpp"
+#include "common/shutdown.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstddef>
+
+namespace netlab::echo {
+
+// The defaults of --queue and --max-line.
+inline constexpr std::size_t default_queue = 64;  // lines; see the memory bound in the README
+
+// How long a refused client may keep sending before the server closes regardless.
+inline constexpr std::chrono::milliseconds refusal_linger{1000};
+
+struct options {
+  std::size_t queue = default_queue;        // lines between reader and writer
+  std::size_t max_line = default_max_line;  // bytes before '\n'
+};
+
+// Starts a session for `socket`, as a member of `shutdown`: when a stop is requested the session
+// stops reading, writes back what it has read, and closes.
+void start_session(boost::asio::ip::tcp::socket socket, const options& limits,
+                   shutdown_coordinator& shutdown);
+
+}  // namespace netlab::echo

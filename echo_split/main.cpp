@@ -1,0 +1,44 @@
+// echo_split: a TCP line echo server whose connections each run a reader and a writer coroutine
+// joined by a bounded channel (the lesson's exercise 1: into_split + mpsc).
+#include "demo.hpp"
+#include "echo_session.hpp"
+
+#include "common/cli.hpp"
+#include "common/listener.hpp"
+
+int main(int argc, char** argv) {
+  using namespace netlab;
+  CLI::App app{"echo_split: every line a client sends comes back, byte for byte, in order.\n"
+               "Each connection has a reader and a writer coroutine joined by a bounded channel.",
+               "echo_split"};
+  common_options common;
+  server_options server{.port = 8080};
+  echo::options limits;
+  bool demo = false;
+  add_common_options(app, common);
+  add_server_options(app, server);
+  app.add_option("--queue", limits.queue,
+                 "Lines a connection may have read but not yet written back (backpressure bound)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("--max-line", limits.max_line,
+                 "Longest line accepted, in bytes before '\\n'; a longer one gets an error line "
+                 "and the connection is closed")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
+  app.add_flag("--demo", demo,
+               "Run the server and a few scripted clients in this process, print the "
+               "conversation, and exit (port 0 unless --port is given)");
+
+  return run_program(app, common, argc, argv, [&] {
+    if (demo && app.count("--port") == 0) server.port = 0;
+    runtime rt(server.threads);
+    auto acceptor = open_listener(rt.context(), server.bind, server.port);
+    const auto local = acceptor.local_endpoint();
+    start_accepting(rt, std::move(acceptor), [&rt, &limits](boost::asio::ip::tcp::socket socket) {
+      echo::start_session(std::move(socket), limits, rt.shutdown());
+    });
+    if (demo) echo::start_demo(rt, local, limits.max_line);
+    return rt.run();
+  });
+}
