@@ -42,7 +42,9 @@ struct accept_state {
 bool out_of_resources(const boost::system::error_code& error) {
   // EMFILE: this process is at its descriptor limit; ENFILE: the whole system is. ENOBUFS and
   // ENOMEM: the kernel could not allocate the socket. All pass when something else closes.
-  return error == asio::error::no_descriptors || error.value() == ENFILE ||
+  static const boost::system::error_code system_out_of_files(ENFILE,
+                                                             boost::system::system_category());
+  return error == asio::error::no_descriptors || error == system_out_of_files ||
          error == asio::error::no_buffer_space || error == asio::error::no_memory;
 }
 

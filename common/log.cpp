@@ -20,7 +20,9 @@ spdlog::logger& program_output() {
 }
 
 void setup_logging(std::string_view level, bool level_given) {
-  auto diagnostics = spdlog::stderr_color_mt("netlab");
+  // Not registered by name, so that setting up again (tests do) replaces it instead of throwing.
+  auto diagnostics = std::make_shared<spdlog::logger>(
+      "netlab", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   diagnostics->set_pattern("%H:%M:%S.%e %^%-5l%$ %v");
   spdlog::set_default_logger(diagnostics);
   spdlog::set_level(spdlog::level::from_str(std::string(level)));

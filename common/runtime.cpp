@@ -15,7 +15,8 @@ namespace asio = boost::asio;
 
 runtime::runtime(unsigned threads)
     : threads_(threads == 0 ? 1 : threads),
-      // With one thread, the hint lets Asio skip the locking a shared reactor needs.
+      // The hint tells Asio how many threads run it; with 1, work posted from that thread
+      // goes to a private queue instead of the shared, locked one.
       io_(static_cast<int>(threads_)),
       control_(asio::make_strand(io_)),
       signals_(control_, SIGINT, SIGTERM),

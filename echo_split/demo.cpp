@@ -16,6 +16,7 @@ namespace netlab::echo {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::use_awaitable;
+using namespace std::string_literals;
 
 namespace {
 
@@ -77,7 +78,7 @@ asio::awaitable<void> play(runtime& rt, tcp::endpoint server, std::size_t max_li
   auto second = co_await demo_client::connect(2, server);
   co_await second.send("one\ntwo\nthree\n");  // three lines in one write, back in order
   for (int i = 0; i < 3; ++i) co_await second.receive();
-  co_await first.send(std::string("any bytes: \r, \0, \xff\n", 19));
+  co_await first.send("any bytes: \r, \0, \xff\n"s);
   co_await first.receive();
 
   co_await second.send("a last line without newline");

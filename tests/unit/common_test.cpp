@@ -1,0 +1,181 @@
+// Unit tests of common/: line framing, the shutdown coordinator, endpoint formatting, the
+// command line's exit codes.
+#include "common/cli.hpp"
+#include "common/line_reader.hpp"
+#include "common/log.hpp"
+#include "common/shutdown.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace netlab;
+using namespace std::string_literals;
+using boost::asio::ip::tcp;
+
+namespace {
+
+// Feeds `input` to a line_reader in reads of at most `chunk` bytes and collects what it frames.
+struct framed {
+  std::vector<std::string> lines;
+  bool too_long = false;
+  std::string rest;
+};
+
+framed frame(std::string_view input, std::size_t max_line, std::size_t chunk) {
+  line_reader reader(max_line);
+  framed out;
+  while (!input.empty()) {
+    auto space = reader.prepare();
+    const auto n = std::min({chunk, space.size(), input.size()});
+    std::memcpy(space.data(), input.data(), n);
+    reader.commit(n);
+    input.remove_prefix(n);
+    while (auto line = reader.take_line()) out.lines.push_back(*line);
+    if (reader.too_long()) {
+      out.too_long = true;
+      return out;
+    }
+  }
+  out.rest = reader.take_rest();
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(line_framing)
+
+BOOST_AUTO_TEST_CASE(lines_keep_every_byte_and_their_newline) {
+  const auto input = "a\r\n\0b\xff\n\nlast"s;
+  for (std::size_t chunk : {1, 2, 3, 7, 64}) {
+    const auto out = frame(input, 100, chunk);
+    BOOST_TEST(out.lines == (std::vector<std::string>{"a\r\n", "\0b\xff\n"s, "\n"}),
+               "chunk " << chunk);
+    BOOST_TEST(out.rest == "last");
+    BOOST_TEST(!out.too_long);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(max_line_bytes_pass_one_more_is_refused) {
+  const std::size_t max_line = 10;
+  const auto fits = frame(std::string(max_line, 'x') + "\n", max_line, 4);
+  BOOST_TEST(fits.lines.size() == 1u);
+  BOOST_TEST(fits.lines[0].size() == max_line + 1);
+  BOOST_TEST(!fits.too_long);
+
+  const auto over = frame(std::string(max_line + 1, 'x') + "\n", max_line, 4);
+  BOOST_TEST(over.lines.empty());
+  BOOST_TEST(over.too_long);
+}
+
+BOOST_AUTO_TEST_CASE(buffer_grows_only_as_far_as_max_line) {
+  const std::size_t max_line = 100'000;  // larger than one read chunk
+  const std::string line = std::string(max_line, 'y') + "\n";
+  const auto out = frame(line + "next\n", max_line, 5000);
+  BOOST_TEST(out.lines == (std::vector<std::string>{line, "next\n"}));
+
+  line_reader reader(max_line);
+  BOOST_TEST(reader.capacity() == 0u);  // nothing allocated before the first read
+  reader.prepare();
+  BOOST_TEST(reader.capacity() == read_chunk);
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_line_is_detected_before_its_end_arrives) {
+  // The policy must not wait for a '\n' that may never come.
+  const auto out = frame(std::string(1 << 20, 'z'), 64 * 1024, 1 << 14);
+  BOOST_TEST(out.too_long);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(shutdown_steps)
+
+BOOST_AUTO_TEST_CASE(members_are_told_once_and_finishing_is_reported_once) {
+  shutdown_coordinator coordinator;
+  int told = 0;
+  int finished = 0;
+  coordinator.on_all_finished([&] { ++finished; });
+  auto first = coordinator.join([&] { ++told; });
+  std::optional<shutdown_coordinator::membership> second{coordinator.join([&] { ++told; })};
+  BOOST_TEST(coordinator.members() == 2u);
+
+  coordinator.request_stop();
+  coordinator.request_stop();  // a second request changes nothing
+  BOOST_TEST(told == 2);
+  BOOST_TEST(finished == 0);  // both are still draining
+
+  second.reset();
+  BOOST_TEST(finished == 0);
+  first = {};  // moving an empty membership in leaves
+  BOOST_TEST(finished == 1);
+  BOOST_TEST(coordinator.members() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(joining_after_the_stop_is_told_at_once) {
+  shutdown_coordinator coordinator;
+  coordinator.request_stop();
+  bool told = false;
+  auto late = coordinator.join([&] { told = true; });
+  BOOST_TEST(told);
+}
+
+BOOST_AUTO_TEST_CASE(stop_with_no_members_finishes_at_once) {
+  shutdown_coordinator coordinator;
+  bool finished = false;
+  coordinator.on_all_finished([&] { finished = true; });
+  coordinator.request_stop();
+  BOOST_TEST(finished);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(endpoints_print_as_the_contract_shows_them) {
+  const tcp::endpoint v4(boost::asio::ip::make_address("127.0.0.1"), 8080);
+  const tcp::endpoint v6(boost::asio::ip::make_address("::1"), 4000);
+  BOOST_TEST(fmt::format("{}", v4) == "127.0.0.1:8080");
+  BOOST_TEST(fmt::format("{}", v6) == "[::1]:4000");
+}
+
+BOOST_AUTO_TEST_SUITE(command_line)
+
+int run_with(std::vector<std::string> args, bool* body_ran = nullptr) {
+  CLI::App app{"test"};
+  common_options common;
+  server_options server{.port = 8080};
+  add_common_options(app, common);
+  add_server_options(app, server);
+  std::vector<char*> argv;
+  args.insert(args.begin(), "test");
+  for (auto& a : args) argv.push_back(a.data());
+  return run_program(app, common, static_cast<int>(argv.size()), argv.data(), [&] {
+    if (body_ran) *body_ran = true;
+    return 0;
+  });
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_exit_2_and_never_run) {
+  for (const auto& bad : std::vector<std::vector<std::string>>{
+           {"--port", "70000"}, {"--port", "x"}, {"--threads", "0"}, {"--bind", "localhost:1"},
+           {"--log-level", "loud"}, {"--nope"}}) {
+    bool ran = false;
+    BOOST_TEST(run_with(bad, &ran) == exit_usage, bad.front());
+    BOOST_TEST(!ran);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(good_options_run_and_startup_errors_exit_1) {
+  bool ran = false;
+  BOOST_TEST(run_with({"--bind", "::1", "--port", "0", "--threads", "3"}, &ran) == exit_ok);
+  BOOST_TEST(ran);
+
+  CLI::App app{"test"};
+  common_options common;
+  char name[] = "test";
+  char* argv[] = {name};
+  BOOST_TEST(run_program(app, common, 1, argv, []() -> int { throw startup_error("no"); }) ==
+             exit_runtime_failure);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,150 @@
+// The echo session against an in-process server on port 0: clients are coroutines on the same
+// runtime, speaking the wire protocol over loopback.
+#include "echo_split/echo_session.hpp"
+
+#include "common/line_reader.hpp"
+#include "common/listener.hpp"
+#include "common/spawn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+
+using namespace netlab;
+using namespace std::string_literals;
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::use_awaitable;
+
+namespace {
+
+// A server on 127.0.0.1:0 and a client coroutine; the client's end stops the server.
+class echo_fixture {
+ public:
+  explicit echo_fixture(echo::options limits = {}, unsigned threads = 2)
+      : rt_(threads), limits_(limits) {
+    auto acceptor = open_listener(rt_.context(), "127.0.0.1", 0);
+    server_ = acceptor.local_endpoint();
+    start_accepting(rt_, std::move(acceptor), [this](tcp::socket socket) {
+      echo::start_session(std::move(socket), limits_, rt_.shutdown());
+    });
+  }
+
+  // Runs `client` to its end, then shuts the server down; rethrows what the client threw.
+  void run(asio::awaitable<void> client) {
+    std::exception_ptr failure;
+    asio::co_spawn(rt_.context(), std::move(client), [&](std::exception_ptr e) {
+      failure = e;
+      rt_.request_stop();
+    });
+    BOOST_TEST(rt_.run() == 0);
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  runtime& rt() { return rt_; }
+  tcp::endpoint server() const { return server_; }
+
+ private:
+  runtime rt_;
+  echo::options limits_;
+  tcp::endpoint server_;
+};
+
+asio::awaitable<tcp::socket> connect(tcp::endpoint server) {
+  tcp::socket socket(co_await asio::this_coro::executor);
+  co_await socket.async_connect(server, use_awaitable);
+  co_return socket;
+}
+
+// Everything the server sends until it closes.
+asio::awaitable<std::string> read_to_end(tcp::socket& socket) {
+  std::string received;
+  auto [error, n] = co_await asio::async_read(socket, asio::dynamic_buffer(received),
+                                              asio::as_tuple(use_awaitable));
+  BOOST_TEST(error == asio::error::eof);
+  co_return received;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(echo_session, *boost::unit_test::timeout(20))
+
+BOOST_AUTO_TEST_CASE(lines_come_back_in_order_then_the_unterminated_rest) {
+  echo_fixture fixture;
+  fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
+    auto socket = co_await connect(server);
+    const auto sent = "one\r\n\0two\xff\nthree\nno newline"s;
+    co_await asio::async_write(socket, asio::buffer(sent), use_awaitable);
+    socket.shutdown(tcp::socket::shutdown_send);
+    BOOST_TEST(co_await read_to_end(socket) == sent);
+  }(fixture.server()));
+}
+
+BOOST_AUTO_TEST_CASE(many_lines_and_slow_reading_lose_nothing) {
+  // A queue of 4 lines: the reader waits on the writer constantly; every byte must survive the
+  // backpressure and the gathered writes.
+  echo_fixture fixture({.queue = 4, .max_line = 1000});
+  fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
+    auto socket = co_await connect(server);
+    std::string sent;
+    for (int i = 0; i < 20000; ++i) sent += fmt::format("line {} {}\n", i, std::string(i % 97, 'p'));
+    co_await asio::async_write(socket, asio::buffer(sent), use_awaitable);
+    socket.shutdown(tcp::socket::shutdown_send);
+    const auto received = co_await read_to_end(socket);
+    BOOST_TEST(received.size() == sent.size());
+    BOOST_TEST((received == sent));
+  }(fixture.server()));
+}
+
+BOOST_AUTO_TEST_CASE(an_overlong_line_gets_the_error_line_and_a_close) {
+  echo_fixture fixture({.queue = 8, .max_line = 100});
+  fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
+    auto polite = co_await connect(server);
+    auto rude = co_await connect(server);
+    const std::string fits = std::string(100, 'a') + "\n";
+    co_await asio::async_write(rude, asio::buffer(fits + std::string(101, 'b') + "\nnever\n"),
+                               use_awaitable);
+    BOOST_TEST(co_await read_to_end(rude) == fits + "error: line longer than 100 bytes\n");
+
+    co_await asio::async_write(polite, asio::buffer(std::string("still here\n")), use_awaitable);
+    polite.shutdown(tcp::socket::shutdown_send);
+    BOOST_TEST(co_await read_to_end(polite) == "still here\n");
+  }(fixture.server()));
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_writes_back_what_was_read_then_closes) {
+  echo_fixture fixture;
+  fixture.run([](tcp::endpoint server, runtime& rt) -> asio::awaitable<void> {
+    auto socket = co_await connect(server);
+    const std::string sent = "read before the stop\n";
+    co_await asio::async_write(socket, asio::buffer(sent), use_awaitable);
+    // Wait for the echo, so the server has surely read the line; then stop the server while
+    // this client still has its connection open and has not closed its side.
+    std::string echoed(sent.size(), '\0');
+    co_await asio::async_read(socket, asio::buffer(echoed), use_awaitable);
+    BOOST_TEST(echoed == sent);
+    rt.request_stop();
+    BOOST_TEST(co_await read_to_end(socket) == "");  // the server closes without being asked
+  }(fixture.server(), fixture.rt()));
+}
+
+BOOST_AUTO_TEST_CASE(a_client_reset_ends_only_its_own_session) {
+  echo_fixture fixture({}, 1);
+  fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
+    auto survivor = co_await connect(server);
+    {
+      auto quitter = co_await connect(server);
+      co_await asio::async_write(quitter, asio::buffer(std::string("half a li")), use_awaitable);
+      quitter.set_option(asio::socket_base::linger(true, 0));  // close() sends a reset
+    }
+    co_await asio::async_write(survivor, asio::buffer(std::string("ok\n")), use_awaitable);
+    survivor.shutdown(tcp::socket::shutdown_send);
+    BOOST_TEST(co_await read_to_end(survivor) == "ok\n");
+  }(fixture.server()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
