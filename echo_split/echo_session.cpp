@@ -92,6 +92,7 @@ class session : public std::enable_shared_from_this<session> {
     std::vector<std::string> batch;
     std::vector<asio::const_buffer> buffers;
     bool input_ended = false;
+    bool client_gone = false;
     auto take = [&](error_code, std::optional<std::string> line) {
       if (line) {
         batch.push_back(std::move(*line));
@@ -101,29 +102,30 @@ class session : public std::enable_shared_from_this<session> {
     };
     while (!input_ended) {
       auto [error, first] = co_await lines_.async_receive(asio::as_tuple(asio::use_awaitable));
-      if (error) co_return;
+      if (error) co_return;  // not expected: nobody closes or cancels this channel
       take(error, std::move(first));
       while (!input_ended && lines_.try_receive(take)) {
       }
-      if (batch.empty()) break;
-      buffers.clear();
-      for (const auto& line : batch) buffers.push_back(asio::buffer(line));
-      auto [write_error, written] =
-          co_await asio::async_write(socket_, buffers, asio::as_tuple(asio::use_awaitable));
-      batch.clear();
-      if (write_error) {
-        // The client is gone (reset, broken pipe): nothing more can be delivered. Wake the
-        // reader wherever it waits, so that the session ends.
-        spdlog::debug("{} write: {}", peer_, write_error.message());
-        lines_.cancel();
-        lines_.close();
-        stop_reading();
-        co_return;
+      if (!client_gone && !batch.empty()) {
+        buffers.clear();
+        for (const auto& line : batch) buffers.push_back(asio::buffer(line));
+        auto [write_error, written] =
+            co_await asio::async_write(socket_, buffers, asio::as_tuple(asio::use_awaitable));
+        if (write_error) {
+          // The client is gone (reset, broken pipe). Stop the reader, and keep taking what it
+          // still queues until its end-of-input message, so it never waits on a full channel.
+          spdlog::debug("{} write: {}", peer_, write_error.message());
+          client_gone = true;
+          stop_reading();
+        }
       }
+      batch.clear();
     }
-    // Every line has been written: half-close, so the client reads EOF after the last byte.
-    error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (!client_gone) {
+      // Every line has been written: half-close, so the client reads EOF after the last byte.
+      error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    }
   }
 
   // Shutdown, or the writer giving up: the reader sees end of input on its next read, as if the

@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
@@ -145,6 +146,40 @@ BOOST_AUTO_TEST_CASE(a_client_reset_ends_only_its_own_session) {
     survivor.shutdown(tcp::socket::shutdown_send);
     BOOST_TEST(co_await read_to_end(survivor) == "ok\n");
   }(fixture.server()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(echo_session_lifetime, *boost::unit_test::timeout(20))
+
+// A client that floods without reading and then resets: the writer's write fails while the
+// reader may be waiting on a full channel. The session must still end by itself (before any
+// shutdown is requested), or it would hold its memory until the server stops.
+BOOST_AUTO_TEST_CASE(a_reset_while_the_writer_is_blocked_ends_the_session) {
+  echo_fixture fixture({.queue = 2, .max_line = 1000}, 2);
+  fixture.run([](tcp::endpoint server, runtime& rt) -> asio::awaitable<void> {
+    {
+      auto flooder = co_await connect(server);
+      std::string lines;
+      for (int i = 0; i < 64; ++i) lines += std::string(999, 'l') + "\n";
+      // Send until the kernel buffers on both sides are full (flow control), bounded at 64 MiB.
+      flooder.non_blocking(true);
+      std::size_t sent = 0;
+      for (int i = 0; i < 1024; ++i) {
+        boost::system::error_code error;
+        sent += flooder.write_some(asio::buffer(lines), error);
+        if (error == asio::error::would_block) break;
+      }
+      BOOST_TEST(sent < 64u * 1024 * 1024);  // flow control stopped us
+      flooder.set_option(asio::socket_base::linger(true, 0));
+    }  // reset
+    asio::steady_timer poll(co_await asio::this_coro::executor);
+    for (int i = 0; i < 200 && rt.shutdown().members() > 1; ++i) {
+      poll.expires_after(std::chrono::milliseconds(10));
+      co_await poll.async_wait(use_awaitable);
+    }
+    BOOST_TEST(rt.shutdown().members() == 1u);  // only the listener is left
+  }(fixture.server(), fixture.rt()));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
