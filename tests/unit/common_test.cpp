@@ -4,8 +4,13 @@
 #include "common/line_reader.hpp"
 #include "common/log.hpp"
 #include "common/shutdown.hpp"
+#include "common/spawn.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <boost/test/unit_test.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <sstream>
 
 #include <cstring>
 #include <string>
@@ -179,3 +184,31 @@ BOOST_AUTO_TEST_CASE(good_options_run_and_startup_errors_exit_1) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(spawned_coroutines_never_fail_silently) {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(captured));
+  capture->set_pattern("%l %v");
+  capture->set_level(spdlog::level::debug);
+  spdlog::set_default_logger(capture);
+
+  boost::asio::io_context io;
+  spawn(io.get_executor(), []() -> boost::asio::awaitable<void> {
+    throw std::runtime_error("boom");
+    co_return;
+  }(), "failing task");
+  spawn(io.get_executor(), []() -> boost::asio::awaitable<void> {
+    throw boost::system::system_error(boost::asio::error::operation_aborted);
+    co_return;
+  }(), "cancelled task");
+  io.run();
+  spdlog::set_default_logger(previous);
+
+  const auto log = captured.str();
+  BOOST_TEST(log.find("error failing task: boom") != std::string::npos, log);
+  // Cancellation is how a shutdown looks: logged, but not as an error.
+  BOOST_TEST(log.find("debug cancelled task: cancelled") != std::string::npos, log);
+  BOOST_TEST(log.find("error cancelled task") == std::string::npos, log);
+}
