@@ -1,6 +1,7 @@
 #include "line_reader.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -54,6 +55,12 @@ std::optional<std::string> line_reader::take_line() {
   return line;
 }
 
+void line_reader::end_input() {
+  input_ended_ = true;
+  input_stopped_ = true;
+  stop_reading_.emit(asio::cancellation_type::terminal);  // no effect when no read is pending
+}
+
 bool line_reader::too_long() const { return end_ - begin_ > max_line_; }
 
 std::string line_reader::take_rest() {
@@ -70,15 +77,20 @@ asio::awaitable<line_result> line_reader::read_line(asio::ip::tcp::socket& socke
       if (too_long()) co_return line_result{line_status::too_long, {}, {}};
     }
     if (input_ended_) {
-      if (end_ > begin_) co_return line_result{line_status::unterminated, take_rest(), {}};
+      if (end_ > begin_ && !input_stopped_) {
+        co_return line_result{line_status::unterminated, take_rest(), {}};
+      }
       co_return line_result{line_status::end_of_input, {}, {}};
     }
     auto space = prepare();
     auto [error, bytes_read] = co_await socket.async_read_some(
-        asio::buffer(space.data(), space.size()), asio::as_tuple(asio::use_awaitable));
+        asio::buffer(space.data(), space.size()),
+        asio::bind_cancellation_slot(stop_reading_.slot(), asio::as_tuple(asio::use_awaitable)));
     commit(bytes_read);
     if (error == asio::error::eof) {
       input_ended_ = true;
+    } else if (error == asio::error::operation_aborted && input_ended_) {
+      // end_input() cancelled this read: not a failure, the loop hands out what is buffered.
     } else if (error) {
       co_return line_result{line_status::failed, {}, error};
     }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
@@ -46,6 +47,12 @@ class line_reader {
 
   boost::asio::awaitable<line_result> read_line(boost::asio::ip::tcp::socket& socket);
 
+  // Reads nothing more from the socket (a pending read is cancelled): the complete lines already
+  // buffered are still handed out, then end_of_input. An unfinished line is not a line yet: it
+  // stays behind (see buffered()). Call it on the socket's strand. This is how a session stops
+  // reading at shutdown without cancelling its writer's write on the same socket.
+  void end_input();
+
   // The framing on its own, without a socket (read_line is built on these; tests and fuzzers
   // drive them directly).
   std::span<char> prepare();            // space for the next read
@@ -54,6 +61,7 @@ class line_reader {
   bool too_long() const;                   // buffered bytes without '\n' exceed max_line
   std::string take_rest();                 // whatever is buffered, at end of input
   std::size_t capacity() const { return capacity_; }
+  std::size_t buffered() const { return end_ - begin_; }
 
  private:
   std::size_t max_line_;
@@ -62,7 +70,9 @@ class line_reader {
   std::size_t begin_ = 0;    // first byte not yet handed out
   std::size_t end_ = 0;      // one past the last byte read
   std::size_t scanned_ = 0;  // bytes from begin_ already known to hold no '\n'
-  bool input_ended_ = false;
+  bool input_ended_ = false;  // the peer closed, or end_input() was called
+  bool input_stopped_ = false;  // end_input() was called: an unfinished rest is not handed out
+  boost::asio::cancellation_signal stop_reading_;  // end_input() cancels the pending read with it
 };
 
 // After refusing a client (line too long), read and drop what it still sends, until it closes

@@ -8,6 +8,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/resource.h>
+
+#include <mutex>
+
 namespace netlab {
 
 namespace asio = boost::asio;
@@ -29,15 +33,79 @@ tcp::acceptor open_listener(asio::io_context& io, const std::string& bind, std::
   return acceptor;
 }
 
+namespace detail {
+
+// What the accept loop owns. Shared with the stop callback, which may run after the loop ended,
+// and with every connection_slot, which a session may give back after the loop ended.
+struct accept_state {
+  accept_state(tcp::acceptor a, std::size_t max)
+      : acceptor(std::move(a)), pause(acceptor.get_executor()), max_connections(max) {}
+
+  tcp::acceptor acceptor;
+  // The loop's waits: the back-off when descriptors run out, and the wait at the cap. Cancelling
+  // it wakes the loop early; the stop callback does, and so does a slot given back.
+  asio::steady_timer pause;
+
+  const std::size_t max_connections;
+  // Slots are given back by sessions on any thread, so the count has a mutex; a critical section
+  // is a few instructions, once per connection.
+  std::mutex mutex;
+  std::size_t slots_taken = 0;     // open connections, plus the slot the loop holds for the next
+  bool waiting_for_slot = false;   // the loop is paused at the cap: wake it on the next give-back
+  bool stopping = false;           // shutdown was requested: wake nobody (the io_context may be
+                                   // being destroyed while the last sessions give their slots back)
+};
+
+}  // namespace detail
+
+using detail::accept_state;
+
+connection_slot::connection_slot(std::shared_ptr<accept_state> owner) : owner_(std::move(owner)) {}
+
+connection_slot& connection_slot::operator=(connection_slot&& other) noexcept {
+  if (this != &other) {
+    give_back();
+    owner_ = std::move(other.owner_);
+  }
+  return *this;
+}
+
+connection_slot::~connection_slot() { give_back(); }
+
+void connection_slot::give_back() {
+  if (!owner_) return;
+  auto owner = std::move(owner_);
+  std::unique_lock lock(owner->mutex);
+  --owner->slots_taken;
+  const bool wake = owner->waiting_for_slot && !owner->stopping;
+  owner->waiting_for_slot = false;
+  lock.unlock();
+  // No lost wake-up: the loop decides to wait while it runs on the acceptor's strand, and starts
+  // its wait before it leaves the strand; this cancel, queued on that strand, runs after that.
+  if (wake) asio::post(owner->acceptor.get_executor(), [owner] { owner->pause.cancel(); });
+}
+
+std::size_t descriptor_connection_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+    return no_connection_cap;
+  }
+  const auto descriptors = static_cast<std::size_t>(limit.rlim_cur);
+  return descriptors > descriptor_reserve ? descriptors - descriptor_reserve : 1;
+}
+
 namespace {
 
-// What the accept loop owns. Shared with the stop callback, which may run after the loop ended.
-struct accept_state {
-  accept_state(tcp::acceptor a) : acceptor(std::move(a)), retry(acceptor.get_executor()) {}
-  tcp::acceptor acceptor;
-  asio::steady_timer retry;  // the back-off when descriptors run out
-  shutdown_coordinator::membership membership;
-};
+// A slot under the cap, or an empty one at the cap; then the loop is marked as waiting for one.
+connection_slot take_slot(const std::shared_ptr<accept_state>& state) {
+  std::lock_guard lock(state->mutex);
+  if (state->slots_taken < state->max_connections) {
+    ++state->slots_taken;
+    return connection_slot(state);
+  }
+  state->waiting_for_slot = true;
+  return {};
+}
 
 bool out_of_resources(const boost::system::error_code& error) {
   // EMFILE: this process is at its descriptor limit; ENFILE: the whole system is. ENOBUFS and
@@ -48,12 +116,35 @@ bool out_of_resources(const boost::system::error_code& error) {
          error == asio::error::no_buffer_space || error == asio::error::no_memory;
 }
 
+// The loop holds the listener's membership in the shutdown: it leaves when the loop ends, not
+// when the state does (slots keep the state alive until the last session has ended).
 asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, asio::io_context& io,
-                                  session_factory make_session) {
-  bool exhausted = false;  // out of descriptors, and said so once
+                                  std::function<void(accepted_connection)> make_session,
+                                  shutdown_coordinator::membership) {
+  bool exhausted = false;     // out of descriptors, and said so once
+  bool cap_reported = false;  // reached the cap, and said so (later times only at debug level:
+                              // a server that lives at its cap would otherwise log every close)
+  connection_slot slot;       // the place the next connection will take
   while (state->acceptor.is_open()) {
+    if (!slot) {
+      slot = take_slot(state);
+      if (!slot) {
+        if (!cap_reported) {
+          spdlog::warn("at the cap of {} connections: not accepting until one closes (new "
+                       "connections wait in the listen backlog)", state->max_connections);
+          cap_reported = true;
+        } else {
+          spdlog::debug("at the cap of {} connections", state->max_connections);
+        }
+        // Waits for a give-back (or the stop); no timer runs, so a server at its cap is idle.
+        state->pause.expires_at(asio::steady_timer::time_point::max());
+        co_await state->pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+    }
+    tcp::endpoint peer;
     auto [error, socket] = co_await state->acceptor.async_accept(
-        asio::make_strand(io), asio::as_tuple(asio::use_awaitable));
+        asio::make_strand(io), peer, asio::as_tuple(asio::use_awaitable));
     if (!error) {
       if (exhausted) {
         spdlog::info("accepting again");
@@ -62,7 +153,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, asio::io_
       // Nagle's algorithm would hold back a small reply until the previous one is acknowledged
       // (~40 ms with delayed ACKs); netlab's writers batch instead.
       socket.set_option(tcp::no_delay(true), error);
-      make_session(std::move(socket));
+      make_session({std::move(socket), peer, std::move(slot)});
       continue;
     }
     if (error == asio::error::operation_aborted || !state->acceptor.is_open()) break;
@@ -76,29 +167,43 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, asio::io_
       spdlog::debug("accept: {}", error.message());
     }
     // Never spin: the failed connection is still in the backlog, so retrying at once would fail
-    // at once. Wait, then try again (the stop callback cancels this wait).
-    state->retry.expires_after(accept_retry_delay);
-    co_await state->retry.async_wait(asio::as_tuple(asio::use_awaitable));
+    // at once. Wait, then try again (the stop callback cancels this wait, a closing session too).
+    state->pause.expires_after(accept_retry_delay);
+    co_await state->pause.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   spdlog::debug("no longer accepting");
 }
 
 }  // namespace
 
-void start_accepting(runtime& rt, tcp::acceptor acceptor, session_factory make_session) {
-  auto state = std::make_shared<accept_state>(std::move(acceptor));
+void start_accepting(runtime& rt, tcp::acceptor acceptor, std::size_t max_connections,
+                     std::function<void(accepted_connection)> make_session) {
+  auto state = std::make_shared<accept_state>(std::move(acceptor), max_connections);
   const auto executor = state->acceptor.get_executor();
-  state->membership = rt.shutdown().join([weak = std::weak_ptr(state)] {
+  auto membership = rt.shutdown().join([weak = std::weak_ptr(state)] {
     if (auto s = weak.lock()) {
+      {
+        std::lock_guard lock(s->mutex);
+        s->stopping = true;
+      }
       asio::post(s->acceptor.get_executor(), [s] {
         boost::system::error_code ignored;
         s->acceptor.close(ignored);  // step 2 for the listener: stop accepting
-        s->retry.cancel();
+        s->pause.cancel();
       });
     }
   });
-  spawn(executor, accept_loop(std::move(state), rt.context(), std::move(make_session)),
+  spawn(executor,
+        accept_loop(std::move(state), rt.context(), std::move(make_session), std::move(membership)),
         "accept loop");
+}
+
+void start_accepting(runtime& rt, tcp::acceptor acceptor, session_factory make_session) {
+  // No cap: the slot is dropped at once, which only keeps a count nobody checks.
+  start_accepting(rt, std::move(acceptor), no_connection_cap,
+                  [make_session = std::move(make_session)](accepted_connection connection) {
+                    make_session(std::move(connection.socket));
+                  });
 }
 
 }  // namespace netlab

@@ -6,7 +6,10 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
+#include <limits>
+#include <memory>
 #include <string>
 
 namespace netlab {
@@ -28,5 +31,55 @@ using session_factory = std::function<void(boost::asio::ip::tcp::socket)>;
 // acceptor, and the loop ends.
 void start_accepting(runtime& rt, boost::asio::ip::tcp::acceptor acceptor,
                      session_factory make_session);
+
+// ---- With a connection cap (--max-connections) ----------------------------------------------
+
+namespace detail {
+struct accept_state;
+}
+
+// One place under the cap. The accept loop takes one before each accept and hands it over with
+// the socket; the session keeps it while the connection is open. Destroying it gives the place
+// back and, if the accept loop is waiting at the cap, wakes it. Move-only; empty once moved from.
+class connection_slot {
+ public:
+  connection_slot() = default;
+  explicit connection_slot(std::shared_ptr<detail::accept_state> owner);  // the listener's
+  connection_slot(connection_slot&&) noexcept = default;
+  connection_slot& operator=(connection_slot&& other) noexcept;
+  connection_slot(const connection_slot&) = delete;
+  connection_slot& operator=(const connection_slot&) = delete;
+  ~connection_slot();
+
+  explicit operator bool() const { return owner_ != nullptr; }
+
+ private:
+  void give_back();
+  std::shared_ptr<detail::accept_state> owner_;
+};
+
+struct accepted_connection {
+  boost::asio::ip::tcp::socket socket;  // on a strand of its own, TCP_NODELAY set
+  boost::asio::ip::tcp::endpoint peer;  // as accept() reported it: known even after a reset
+  connection_slot slot;                 // keep it for as long as the socket is open
+};
+
+inline constexpr std::size_t no_connection_cap = std::numeric_limits<std::size_t>::max();
+
+// Descriptors kept free for the process itself when the cap comes from the descriptor limit:
+// stdin/out/err, the io_context's epoll, eventfd and timerfd, the signal pipe and the acceptor
+// take 9; the rest is room for what a library opens now and then (a resolver, a log file).
+inline constexpr std::size_t descriptor_reserve = 16;
+
+// The default for --max-connections: the soft RLIMIT_NOFILE less descriptor_reserve (at least 1;
+// no_connection_cap when unlimited). Each connection costs one descriptor, its socket.
+std::size_t descriptor_connection_limit();
+
+// Like start_accepting above, but at most `max_connections` connections are open at once: at
+// the cap the loop stops accepting (new connections wait in the kernel's listen backlog, their
+// handshake already done) until a session gives its slot back. Logged at the first time.
+void start_accepting(runtime& rt, boost::asio::ip::tcp::acceptor acceptor,
+                     std::size_t max_connections,
+                     std::function<void(accepted_connection)> make_session);
 
 }  // namespace netlab

@@ -23,13 +23,12 @@ namespace {
 // A scripted client: prints what it sends and what comes back.
 class demo_client {
  public:
-  demo_client(int number, tcp::socket socket) : number_(number), socket_(std::move(socket)) {}
+  demo_client(int number, const asio::any_io_executor& executor)
+      : number_(number), socket_(executor) {}
 
-  static asio::awaitable<demo_client> connect(int number, tcp::endpoint server) {
-    tcp::socket socket(co_await asio::this_coro::executor);
-    co_await socket.async_connect(server, use_awaitable);
-    print("client {} connected from {}", number, socket.local_endpoint());
-    co_return demo_client(number, std::move(socket));
+  asio::awaitable<void> connect(tcp::endpoint server) {
+    co_await socket_.async_connect(server, use_awaitable);
+    print("client {} connected from {}", number_, socket_.local_endpoint());
   }
 
   asio::awaitable<void> send(std::string bytes) {
@@ -71,11 +70,14 @@ class demo_client {
 };
 
 asio::awaitable<void> play(runtime& rt, tcp::endpoint server, std::size_t max_line) {
-  auto first = co_await demo_client::connect(1, server);
+  const auto executor = co_await asio::this_coro::executor;
+  demo_client first(1, executor);
+  co_await first.connect(server);
   co_await first.send("hello, echo\n");
   co_await first.receive();
 
-  auto second = co_await demo_client::connect(2, server);
+  demo_client second(2, executor);
+  co_await second.connect(server);
   co_await second.send("one\ntwo\nthree\n");  // three lines in one write, back in order
   for (int i = 0; i < 3; ++i) co_await second.receive();
   co_await first.send("any bytes: \r, \0, \xff\n"s);
@@ -86,10 +88,13 @@ asio::awaitable<void> play(runtime& rt, tcp::endpoint server, std::size_t max_li
   co_await second.receive();  // the unterminated line comes back ...
   co_await second.receive();  // ... then the server closes its side too
 
-  auto third = co_await demo_client::connect(3, server);
-  co_await third.send(std::string(max_line + 10, 'x') + "\n");
-  co_await third.receive();  // the refusal
-  co_await third.receive();  // and the close
+  {
+    demo_client third(3, executor);
+    co_await third.connect(server);
+    co_await third.send(std::string(max_line + 10, 'x') + "\n");
+    co_await third.receive();  // the refusal
+    co_await third.receive();  // and the close
+  }  // client 3 closes too: the server was lingering for it, to make sure it read the refusal
 
   co_await first.send("client 1 was not disturbed\n");
   co_await first.receive();

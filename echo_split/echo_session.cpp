@@ -52,7 +52,10 @@ class session : public std::enable_shared_from_this<session> {
     using namespace asio::experimental::awaitable_operators;
     spdlog::debug("{} connected", self->peer_);
     co_await (self->reader() && self->writer());
-    if (self->refused_) co_await discard_input(self->socket_, refusal_linger);
+    // The reader stopped before the client's end of input (a refused line, a shutdown): the
+    // client may still be sending, and closing now would reset the connection and destroy the
+    // last replies before the client reads them. Linger until it closes, within a limit.
+    if (self->stopped_early_) co_await discard_input(self->socket_, close_linger);
     spdlog::debug("{} closed", self->peer_);
   }
 
@@ -68,8 +71,13 @@ class session : public std::enable_shared_from_this<session> {
         // Policy: refuse the line, tell the client why, close. The rest of the stream cannot
         // be framed again without reading the whole oversize line, so it is dropped.
         spdlog::info("{} sent a line longer than {} bytes: closing", peer_, max_line_);
-        refused_ = true;
+        stopped_early_ = true;
         if (!co_await queue(fmt::format("error: line longer than {} bytes\n", max_line_))) co_return;
+      } else if (result.status == line_status::end_of_input && input_.buffered() > 0) {
+        // Stopped (shutdown) in the middle of a line: every complete line is echoed, the
+        // unfinished one is not a line and is dropped, but not silently.
+        spdlog::info("{}: stopped reading; {} bytes of an unfinished line not echoed", peer_,
+                     input_.buffered());
       } else if (result.status == line_status::failed) {
         spdlog::debug("{} read: {}", peer_, result.error.message());
       }
@@ -128,11 +136,12 @@ class session : public std::enable_shared_from_this<session> {
     }
   }
 
-  // Shutdown, or the writer giving up: the reader sees end of input on its next read, as if the
-  // client had closed, so stopping follows the same path as a normal goodbye.
+  // Shutdown, or the writer giving up: the reader reads nothing more, forwards the complete lines
+  // it has already read, then ends the stream, so stopping follows the path of a normal goodbye.
+  // (Only the read is cancelled: socket.cancel() would also abort a write half done.)
   void stop_reading() {
-    error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+    stopped_early_ = true;
+    input_.end_input();
   }
 
   tcp::socket socket_;       // shared by reader and writer, on this session's strand
@@ -140,7 +149,7 @@ class session : public std::enable_shared_from_this<session> {
   line_reader input_;        // the reader's buffer
   std::size_t max_line_;
   tcp::endpoint peer_;       // for log lines, read once (it fails after a reset)
-  bool refused_ = false;     // the reader refused a line: close with a linger
+  bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
   shutdown_coordinator::membership membership_;  // leaves when the session is destroyed
 };
 

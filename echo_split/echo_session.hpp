@@ -24,8 +24,10 @@ namespace netlab::echo {
 // The defaults of --queue and --max-line.
 inline constexpr std::size_t default_queue = 64;  // lines; see the memory bound in the README
 
-// How long a refused client may keep sending before the server closes regardless.
-inline constexpr std::chrono::milliseconds refusal_linger{1000};
+// How long a session that stopped reading early (a refused line, a shutdown) waits for the
+// client to close before closing itself: time for the client to read the last replies. Shorter
+// than the runtime's graceful_stop_limit, which still bounds a stop as a whole.
+inline constexpr std::chrono::milliseconds close_linger{1000};
 
 struct options {
   std::size_t queue = default_queue;        // lines between reader and writer

@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+exercises=(echo_split udp_pingpong conn_counter)
 cmake --preset release >/dev/null
-cmake --build --preset release
+cmake --build --preset release --target "${exercises[@]}"  # the programs only, not the tests
 bin=build/release/bin
 
-for exercise in echo_split; do
+for exercise in "${exercises[@]}"; do
   echo
   echo "=== ${exercise} --demo ==="
   "${bin}/${exercise}" --demo

@@ -1,0 +1,55 @@
+// conn_counter: a TCP echo server that numbers its connections and counts them with atomics
+// shared by every thread (the lesson's exercise 3: Arc<AtomicUsize>).
+#include "demo.hpp"
+#include "server.hpp"
+
+#include "common/cli.hpp"
+#include "common/listener.hpp"
+
+int main(int argc, char** argv) {
+  using namespace netlab;
+  CLI::App app{"conn_counter: echoes every byte back as it comes, and counts connections.\n"
+               "Prints `Connection #N from ADDR` on each accept, `Disconnected #N from ADDR "
+               "(active A, closed C)` on each close.",
+               "conn_counter"};
+  app.footer(
+      "Signals: SIGUSR1 prints `status: N accepted, A active, C closed` and carries on.\n"
+      "SIGINT or SIGTERM stop accepting, close every connection, print "
+      "`total: N accepted, C closed`, and exit 0.");
+  common_options common;
+  server_options server{.port = 8081};
+  std::size_t max_connections = descriptor_connection_limit();
+  bool demo = false;
+  add_common_options(app, common);
+  add_server_options(app, server);
+  app.add_option("--max-connections", max_connections,
+                 fmt::format("Connections open at once, at most; more wait in the listen backlog "
+                             "until one closes (default: the descriptor limit less {})",
+                             descriptor_reserve))
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_flag("--demo", demo,
+               "Run the server and a few scripted clients in this process, print what happens, "
+               "and exit (port 0 unless --port is given)");
+
+  return run_program(app, common, argc, argv, [&] {
+    if (demo && app.count("--port") == 0) server.port = 0;
+    // Created before the runtime and destroyed after it: a session that a forced stop leaves
+    // behind is destroyed with the runtime, and still counts its close before the total.
+    counter::server counting(counter::print_to_stdout());
+    {
+      runtime rt(server.threads);
+      counter::status_on_signal status(rt, counting);  // before `listening on`: see server.hpp
+      auto acceptor = open_listener(rt.context(), server.bind, server.port);
+      const auto local = acceptor.local_endpoint();
+      start_accepting(rt, std::move(acceptor), max_connections,
+                      [&](accepted_connection connection) {
+                        counting.accept(std::move(connection), rt.shutdown());
+                      });
+      if (demo) counter::start_demo(rt, local, counting);
+      rt.run();
+    }
+    counting.report_total();
+    return exit_ok;
+  });
+}

@@ -1,0 +1,91 @@
+#include "server.hpp"
+
+#include "echo_session.hpp"
+
+#include "common/log.hpp"
+#include "common/spawn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <csignal>
+#include <utility>
+
+namespace netlab::counter {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+line_sink print_to_stdout() {
+  return [](std::string_view line) { print("{}", line); };
+}
+
+void server::accept(accepted_connection connection, shutdown_coordinator& shutdown) {
+  counted_connection counted(*this, connection.peer);
+  start_echo_session(std::move(connection), std::move(counted), shutdown);
+}
+
+void server::report_status() {
+  const auto now = counters_.current();
+  output_(fmt::format("status: {} accepted, {} active, {} closed", now.accepted, now.active,
+                      now.closed));
+}
+
+void server::report_total() {
+  const auto now = counters_.current();
+  output_(fmt::format("total: {} accepted, {} closed", now.accepted, now.closed));
+}
+
+counted_connection::counted_connection(server& owner, const tcp::endpoint& peer)
+    : owner_(&owner), number_(owner.counters_.count_accepted()), peer_(peer) {
+  // Printed by the accept loop, before the session starts: `Connection #N` always comes before
+  // `Disconnected #N`, and Connection lines come out in the order of N.
+  owner_->output_(fmt::format("Connection #{} from {}", number_, peer_));
+}
+
+counted_connection::counted_connection(counted_connection&& other) noexcept
+    : owner_(std::exchange(other.owner_, nullptr)), number_(other.number_), peer_(other.peer_) {}
+
+counted_connection::~counted_connection() {
+  if (owner_ == nullptr) return;
+  const auto after = owner_->counters_.count_closed();
+  try {
+    owner_->output_(fmt::format("Disconnected #{} from {} (active {}, closed {})", number_, peer_,
+                                after.active, after.closed));
+  } catch (const std::exception& e) {
+    spdlog::error("cannot report the close of #{}: {}", number_, e.what());  // a destructor
+  }
+}
+
+struct status_on_signal::state {
+  explicit state(asio::io_context& io) : signals(asio::make_strand(io), SIGUSR1) {}
+  asio::signal_set signals;  // registered from construction to destruction
+};
+
+// The membership is the coroutine's: it leaves the shutdown when the waiting ends, although the
+// signal registration lives on in the state until main() destroys it.
+asio::awaitable<void> status_on_signal::report_on_each_signal(
+    std::shared_ptr<state> s, server& reporter, shutdown_coordinator::membership) {
+  for (;;) {
+    auto [error, signal] = co_await s->signals.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (error) co_return;  // cancelled: the server is stopping
+    reporter.report_status();
+  }
+}
+
+status_on_signal::status_on_signal(runtime& rt, server& reporter)
+    : state_(std::make_shared<state>(rt.context())) {
+  // Only the wait is cancelled at shutdown (so that run() can return); the registration stays
+  // until this object is destroyed, so a SIGUSR1 during shutdown is ignored, not fatal.
+  auto membership = rt.shutdown().join([weak = std::weak_ptr(state_)] {
+    if (auto s = weak.lock()) {
+      asio::post(s->signals.get_executor(), [s] { s->signals.cancel(); });
+    }
+  });
+  spawn(state_->signals.get_executor(),
+        report_on_each_signal(state_, reporter, std::move(membership)), "SIGUSR1");
+}
+
+}  // namespace netlab::counter

@@ -1,0 +1,320 @@
+"""Integration tests of the conn_counter binary: the real program, its stdout lines, its signals,
+and how it behaves at its connection cap and out of file descriptors."""
+import re
+import selectors
+import signal
+import time
+import unittest
+
+from netlab_testing import (ServerTestCase, connect, free_port_in_use, run_program, run_threads,
+                            wait_until)
+
+CONNECTION = re.compile(r"Connection #(\d+) from 127\.0\.0\.1:(\d+)")
+DISCONNECTION = re.compile(
+    r"Disconnected #(\d+) from 127\.0\.0\.1:(\d+) \(active (\d+), closed (\d+)\)")
+
+# A descriptor limit far below what the tests open: 64 descriptors, of which the server itself
+# needs about 10.
+LOW_DESCRIPTOR_LIMIT = ["prlimit", "--nofile=64:64"]
+
+# While a server waits (at its cap, or out of descriptors), it may use at most this share of one
+# CPU. A server that spins uses all of it; one that waits on a timer or an event uses ~0.
+IDLE_CPU_SHARE = 0.05
+
+
+def sanitized(server):
+    """True under AddressSanitizer or ThreadSanitizer: both change memory figures (shadow memory,
+    quarantine). netlab_testing's is_sanitized() knows only the first."""
+    with open(f"/proc/{server.proc.pid}/maps") as maps:
+        text = maps.read()
+    return "libasan" in text or "libtsan" in text
+
+
+def local_port(client):
+    return client.sock.getsockname()[1]
+
+
+def lines_until(server, predicate, timeout=10.0):
+    """Reads stdout lines until predicate(line) holds; returns every line read (the last included).
+    """
+    deadline = time.monotonic() + timeout
+    lines = []
+    while True:
+        line = server.next_line(max(0.01, deadline - time.monotonic()))
+        if line is None:
+            raise AssertionError(f"stdout ended before the expected line; got {lines[-5:]}")
+        lines.append(line)
+        if predicate(line):
+            return lines
+
+
+def counted_numbers(lines, pattern):
+    """The N of every line matching `pattern`, in order."""
+    return [int(m.group(1)) for m in map(pattern.fullmatch, lines) if m]
+
+
+def echoed(clients, payload, timeout):
+    """Sends `payload` on every client, then waits up to `timeout` for echoes: the indices of the
+    clients whose payload came back whole (the server holds those connections)."""
+    for client in clients:
+        client.send(payload)
+    selector = selectors.DefaultSelector()
+    received = {}
+    for index, client in enumerate(clients):
+        selector.register(client.sock, selectors.EVENT_READ, index)
+        received[index] = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and selector.get_map():
+        for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
+            chunk = key.fileobj.recv(65536)
+            received[key.data] += chunk
+            if not chunk or len(received[key.data]) >= len(payload):
+                selector.unregister(key.fileobj)
+    selector.close()
+    return {index for index, data in received.items() if data == payload}
+
+
+class ConnCounterTest(ServerTestCase):
+    def start(self, *args, **kwargs):
+        return self.start_server("conn_counter", "--port", "0", *args, **kwargs)
+
+    def assert_idle_while(self, server, seconds, what):
+        """Asserts that the server uses (almost) no CPU for `seconds`; returns the CPU it used."""
+        before = server.cpu_seconds()
+        time.sleep(seconds)
+        used = server.cpu_seconds() - before
+        self.assertLess(used, IDLE_CPU_SHARE * seconds,
+                        f"{used:.3f} s of CPU in {seconds} s while {what}: spinning?")
+        return used
+
+    def test_connection_and_disconnection_lines_are_exact(self):
+        server = self.start("--threads", "2")
+        first = self.connect(server)
+        self.assertEqual(server.next_line(), f"Connection #1 from 127.0.0.1:{local_port(first)}")
+        # Bytes, not lines: no newline needed, and any byte value comes back.
+        self.assertEqual(first.roundtrip(b"hello\x00\r\xff"), b"hello\x00\r\xff")
+
+        second = self.connect(server)
+        self.assertEqual(server.next_line(), f"Connection #2 from 127.0.0.1:{local_port(second)}")
+        second_port = local_port(second)
+        second.close()
+        self.assertEqual(server.next_line(),
+                         f"Disconnected #2 from 127.0.0.1:{second_port} (active 1, closed 1)")
+
+        first.send(b"last words")
+        first.half_close()  # the server writes back what it read, then closes its side
+        self.assertEqual(first.recv_until_eof(), b"last words")
+        self.assertEqual(server.next_line(),
+                         f"Disconnected #1 from 127.0.0.1:{local_port(first)} (active 0, closed 2)")
+
+        code, _ = server.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+        self.assertEqual(server.next_line(), "total: 2 accepted, 2 closed")
+        self.assertIsNone(server.next_line())
+
+    def test_four_threads_many_clients_every_number_exactly_once(self):
+        server = self.start("--threads", "4")
+        threads, per_thread = 8, 60
+        total = threads * per_thread
+
+        def clients(index):
+            for i in range(per_thread):
+                with connect(server) as client:
+                    payload = f"thread {index} connection {i} ".encode() * (1 + i % 50)
+                    if client.roundtrip(payload) != payload:
+                        raise AssertionError(f"echo mismatch on thread {index}, connection {i}")
+                    if i % 2:
+                        client.half_close()
+                        client.expect_eof()
+
+        run_threads(clients, threads, 60)
+        code, seconds = server.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+        lines = lines_until(server, lambda line: line.startswith("total:"))
+        expected = list(range(1, total + 1))
+        self.assertEqual(sorted(counted_numbers(lines, CONNECTION)), expected)
+        self.assertEqual(sorted(counted_numbers(lines, DISCONNECTION)), expected)
+        closed = [int(m.group(4)) for m in map(DISCONNECTION.fullmatch, lines) if m]
+        self.assertEqual(sorted(closed), expected)  # each close got its own C
+        self.assertEqual(lines[-1], f"total: {total} accepted, {total} closed")
+
+    def test_max_connections_holds_its_cap_and_a_close_lets_one_in(self):
+        server = self.start("--threads", "2", "--max-connections", "5")
+        clients = [self.connect(server) for _ in range(8)]  # all complete: the backlog holds 3
+        served = echoed(clients, b"first", timeout=1.0)
+        self.assertEqual(served, {0, 1, 2, 3, 4})  # the backlog is first in, first out
+        self.assertEqual(len(lines_until(server, lambda l: l.startswith("Connection #5"))), 5)
+        self.assertIn("at the cap of 5 connections", server.stderr_text())
+        self.assert_idle_while(server, 1.0, "at the cap")
+
+        for client in clients[:3]:
+            client.close()
+        waiting = clients[5:]
+        # What they sent while waiting in the backlog was kept by the kernel, and comes back now.
+        for client in waiting:
+            self.assertEqual(client.recv_exact(5), b"first")
+        server.signal(signal.SIGUSR1)
+        lines = lines_until(server, lambda line: line.startswith("status:"))
+        self.assertEqual(lines[-1], "status: 8 accepted, 5 active, 3 closed")
+        self.assertLessEqual(max(int(m.group(3)) for m in map(DISCONNECTION.fullmatch, lines) if m),
+                             4)
+        self.assertEqual(server.stderr_text().count("at the cap of 5 connections"), 1)  # once
+
+    def test_default_cap_under_a_low_descriptor_limit(self):
+        # 64 descriptors less the reserve of 16: the cap is 48, reached before the descriptors
+        # run out, so the server never sees EMFILE.
+        server = self.start("--threads", "2", prefix=LOW_DESCRIPTOR_LIMIT)
+        clients = [self.connect(server) for _ in range(60)]
+        self.assertEqual(len(echoed(clients, b"ping", timeout=2.0)), 48)
+        self.assertIn("at the cap of 48 connections", server.stderr_text())
+        self.assert_idle_while(server, 1.0, "at the cap")
+        for client in clients[:12]:
+            client.close()
+        for client in clients[48:]:
+            self.assertEqual(client.recv_exact(4), b"ping")
+        self.assertNotIn("Too many open files", server.stderr_text())
+
+    def test_out_of_descriptors_it_keeps_serving_idles_and_recovers(self):
+        # A cap above what the descriptor limit allows: accept() itself fails with EMFILE.
+        server = self.start("--threads", "2", "--max-connections", "1000",
+                            prefix=LOW_DESCRIPTOR_LIMIT)
+        clients = [self.connect(server) for _ in range(100)]
+        held = echoed(clients, b"ping", timeout=2.0)
+        self.assertGreater(len(held), 30)
+        self.assertLess(len(held), 64)
+        self.assertTrue(wait_until(lambda: "Too many open files" in server.stderr_text(), 5))
+        cpu = self.assert_idle_while(server, 2.0, "out of descriptors")
+        print(f"\n  out of descriptors: holds {len(held)} of 100, {cpu:.3f} s CPU in 2 s")
+
+        # The connections it holds are still served while it is out of descriptors.
+        some_held = sorted(held)[:5]
+        for index in some_held:
+            self.assertEqual(clients[index].roundtrip(b"still here"), b"still here")
+        self.assertTrue(server.alive())
+
+        # Clients leave; the waiting ones are accepted and get their echo.
+        for index in held:
+            clients[index].close()
+        for index, client in enumerate(clients):
+            if index not in held:
+                self.assertEqual(client.recv_exact(4), b"ping")
+        self.assertTrue(wait_until(lambda: "accepting again" in server.stderr_text(), 5))
+
+        for index, client in enumerate(clients):
+            if index not in held:
+                client.close()
+        code, seconds = server.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+        lines = lines_until(server, lambda line: line.startswith("total:"))
+        self.assertEqual(sorted(counted_numbers(lines, CONNECTION)), list(range(1, 101)))
+        self.assertEqual(lines[-1], "total: 100 accepted, 100 closed")
+
+    def test_sigusr1_prints_the_counters_and_keeps_serving(self):
+        server = self.start()
+        staying = self.connect(server)
+        leaving = self.connect(server)
+        leaving.close()
+        lines_until(server, lambda line: line.startswith("Disconnected #"))
+        server.signal(signal.SIGUSR1)
+        self.assertEqual(server.next_line(), "status: 2 accepted, 1 active, 1 closed")
+        server.signal(signal.SIGUSR1)
+        self.assertEqual(server.next_line(), "status: 2 accepted, 1 active, 1 closed")
+        self.assertEqual(staying.roundtrip(b"still served"), b"still served")
+        self.assertTrue(server.alive())
+
+    def test_sigint_closes_every_connection_prints_the_total_and_exits_0(self):
+        server = self.start("--threads", "2")
+        idle = [self.connect(server) for _ in range(3)]
+        busy = self.connect(server)
+        self.assertEqual(busy.roundtrip(b"x" * 100000), b"x" * 100000)
+        lines_until(server, lambda line: line.startswith("Connection #4"))
+        code, seconds = server.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+        self.assertLess(seconds, 2.0)
+        lines = lines_until(server, lambda line: line.startswith("total:"))
+        self.assertEqual(sorted(counted_numbers(lines, DISCONNECTION)), [1, 2, 3, 4])
+        self.assertEqual(lines[-1], "total: 4 accepted, 4 closed")
+        for client in idle:
+            client.expect_eof()  # closed by the server, not left hanging
+
+    def test_sigterm_stops_it_too(self):
+        server = self.start()
+        self.connect(server)
+        code, seconds = server.stop(signal.SIGTERM)
+        self.assertEqual(code, 0)
+        self.assertLess(seconds, 2.0)
+        lines = lines_until(server, lambda line: line.startswith("total:"))
+        self.assertEqual(lines[-1], "total: 1 accepted, 1 closed")
+
+    def test_idle_connections_hold_no_echo_buffer(self):
+        server = self.start("--threads", "2")
+        # The first connections warm up what is allocated once (thread caches, the reactor's
+        # tables); the next thousand show the cost of one more connection.
+        warm_up = [self.connect(server) for _ in range(100)]
+        lines_until(server, lambda line: line.startswith("Connection #100 "))
+        before = server.rss_kib()
+        idle = [self.connect(server) for _ in range(1000)]
+        lines_until(server, lambda line: line.startswith("Connection #1100 "))
+        time.sleep(0.2)
+        per_idle = (server.rss_kib() - before) * 1024 / len(idle)
+        # One byte on each: now each connection has its 16 KiB buffer (one page of it touched).
+        for client in idle:
+            client.send(b"!")
+        for client in idle:
+            self.assertEqual(client.recv_exact(1), b"!")
+        after_data = server.rss_kib()
+        per_active = (after_data - before) * 1024 / len(idle)
+        print(f"\n  resident memory per connection: {per_idle:.0f} bytes idle, "
+              f"{per_active:.0f} bytes after its first bytes")
+        if not sanitized(server):
+            self.assertLess(per_idle, 4096)
+            self.assertLess(per_idle, per_active)
+        del warm_up
+
+    def test_demo_prints_the_whole_story(self):
+        result = run_program("conn_counter", "--demo", "--threads", "4")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.decode().splitlines()
+        self.assertTrue(lines[0].startswith("listening on 127.0.0.1:"))
+        self.assertEqual(counted_numbers(lines, CONNECTION), [1, 2, 3, 4])
+        self.assertEqual(counted_numbers(lines, DISCONNECTION), [2, 3, 4, 1])
+        self.assertIn("status: 4 accepted, 1 active, 3 closed", lines)
+        self.assertEqual(lines[-1], "total: 4 accepted, 4 closed")
+
+    def test_help_tells_the_signals_and_the_cap(self):
+        result = run_program("conn_counter", "--help")
+        self.assertEqual(result.returncode, 0)
+        text = result.stdout.decode()
+        for expected in ("--max-connections", "--port", "8081", "--threads", "--demo",
+                         "status: N accepted, A active, C closed",
+                         "total: N accepted, C closed"):
+            self.assertIn(expected, text)
+        self.assertEqual(run_program("conn_counter", "--version").returncode, 0)
+
+    def test_bad_options_exit_2_with_one_line_naming_them(self):
+        for args, named in ((["--max-connections", "0"], "--max-connections"),
+                            (["--max-connections", "many"], "--max-connections"),
+                            (["--threads", "0"], "--threads"),
+                            (["--port", "70000"], "--port"),
+                            (["--bind", "localhost"], "--bind"),
+                            (["--no-such-option"], "--no-such-option")):
+            result = run_program("conn_counter", *args)
+            stderr = result.stderr.decode()
+            self.assertEqual(result.returncode, 2, f"{args}: {stderr}")
+            self.assertEqual(len(stderr.strip().splitlines()), 1, f"{args}: {stderr}")
+            self.assertIn(named, stderr)
+
+    def test_port_in_use_exits_1_naming_the_address(self):
+        taken, port = free_port_in_use()
+        try:
+            result = run_program("conn_counter", "--port", str(port))
+        finally:
+            taken.close()
+        stderr = result.stderr.decode()
+        self.assertEqual(result.returncode, 1, stderr)
+        self.assertEqual(len(stderr.strip().splitlines()), 1, stderr)
+        self.assertIn(f"127.0.0.1:{port}", stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

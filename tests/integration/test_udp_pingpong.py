@@ -1,0 +1,368 @@
+"""Integration tests of the udp_pingpong binary: the real program, its three modes, over loopback.
+
+B (`serve`) is spoken to with plain UDP sockets, byte for byte; A (`ping`) is run against B, against
+a closed port, against a silent peer, and against a scripted fake B that misbehaves on purpose.
+"""
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import netlab_testing
+from netlab_testing import ServerTestCase, binary, time_limit
+
+BIN = "udp_pingpong"
+REPLY = re.compile(r"^pong from (\S+): seq=(\d+) time=(\d+\.\d{3}) ms$")
+SUMMARY = [
+    re.compile(r"^--- (\S+) udp_pingpong statistics ---$"),
+    re.compile(r"^(\d+) sent, (\d+) received, ([\d.]+)% loss(, .*)?$"),
+    re.compile(r"^rtt min/avg/max/mdev = (\d+\.\d{3})/(\d+\.\d{3})/(\d+\.\d{3})/(\d+\.\d{3}) ms$"),
+    re.compile(r"^rtt p50/p90/p99 = (\d+\.\d{3})/(\d+\.\d{3})/(\d+\.\d{3}) ms$"),
+]
+MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4
+
+
+def run(*args, timeout=netlab_testing.IO_TIMEOUT):
+    return netlab_testing.run_program(BIN, *args, timeout=timeout, text=True)
+
+
+def replies(stdout):
+    """The `pong from` lines, as (address, seq, milliseconds) tuples."""
+    found = []
+    for line in stdout.splitlines():
+        match = REPLY.match(line)
+        if match:
+            found.append((match[1], int(match[2]), float(match[3])))
+    return found
+
+
+def summary(stdout):
+    """The summary block parsed: (target, sent, received, loss text, extras text, rtt lines)."""
+    lines = stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if SUMMARY[0].match(line)]
+    assert len(starts) == 1, f"expected one summary block in {stdout!r}"
+    block = lines[starts[0]:]
+    head, counts = SUMMARY[0].match(block[0]), SUMMARY[1].match(block[1])
+    assert counts, f"bad counts line {block[1]!r}"
+    return head[1], int(counts[1]), int(counts[2]), counts[3], counts[4] or "", block[2:]
+
+
+def udp_socket(family=socket.AF_INET, timeout=netlab_testing.IO_TIMEOUT):
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    return sock
+
+
+def closed_udp_port():
+    """A port where nothing listens (just released by the kernel)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ipv6_udp_available():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class UdpPingpongTest(ServerTestCase):
+    def start_b(self, *args):
+        return self.start_server(BIN, "serve", "--port", "0", *args)
+
+    def assert_no_datagram(self, sock, within=0.3):
+        sock.settimeout(within)
+        try:
+            data = sock.recv(MAX_DATAGRAM + 1)
+        except TimeoutError:
+            return
+        self.fail(f"unexpected reply {data[:40]!r} ({len(data)} bytes)")
+
+    def assert_summary(self, stdout, sent, received, with_rtt=True):
+        target, got_sent, got_received, loss, extras, rest = summary(stdout)
+        self.assertEqual((got_sent, got_received), (sent, received), stdout)
+        if with_rtt:
+            self.assertEqual(len(rest), 2, stdout)
+            self.assertRegex(rest[0], SUMMARY[2])
+            self.assertRegex(rest[1], SUMMARY[3])
+            low, avg, high, _ = (float(x) for x in SUMMARY[2].match(rest[0]).groups())
+            self.assertTrue(low <= avg <= high, rest[0])
+        else:
+            self.assertEqual(rest, [], "no rtt lines without a reply")
+        return target, loss, extras
+
+    # --- the exercise as posed: A and B in one process ------------------------------------------
+
+    @time_limit(30)
+    def test_default_mode_prints_count_replies_and_the_summary(self):
+        result = run()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.splitlines()
+        self.assertTrue(lines[0].startswith("listening on 127.0.0.1:"), lines[0])
+        got = replies(result.stdout)
+        self.assertEqual([seq for _, seq, _ in got], [1, 2, 3, 4, 5])  # --count defaults to 5
+        self.assertEqual(len(lines), 1 + 5 + 4, result.stdout)       # and nothing else
+        target, loss, extras = self.assert_summary(result.stdout, 5, 5)
+        self.assertEqual(target, got[0][0])
+        self.assertEqual((loss, extras), ("0", ""))
+
+    @time_limit(30)
+    def test_default_mode_takes_count_and_demo(self):
+        result = run("--demo", "--count", "3", "--interval", "10")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual([seq for _, seq, _ in replies(result.stdout)], [1, 2, 3])
+        self.assert_summary(result.stdout, 3, 3)
+
+    # --- B and A as two processes ---------------------------------------------------------------
+
+    @time_limit(30)
+    def test_serve_and_ping_across_two_processes(self):
+        b = self.start_b("--threads", "2")
+        target = f"{b.host}:{b.port}"
+        result = run("ping", "--target", target, "--count", "3", "--interval", "50")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(replies(result.stdout)[0][0], target)
+        self.assertEqual([seq for _, seq, _ in replies(result.stdout)], [1, 2, 3])
+        self.assertEqual(self.assert_summary(result.stdout, 3, 3)[0], target)
+        code, seconds = b.stop(signal.SIGTERM)
+        self.assertEqual(code, 0)
+        self.assertLess(seconds, 2.0)
+
+    @time_limit(30)
+    def test_flood_mode_with_several_pings_in_flight(self):
+        b = self.start_b()
+        result = run("ping", "--target", f"{b.host}:{b.port}", "--interval", "0", "--count", "2000",
+                     "--inflight", "4", "--quiet")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(replies(result.stdout), [], "--quiet prints the summary only")
+        self.assertEqual(len(result.stdout.splitlines()), 4, result.stdout)
+        self.assertEqual(self.assert_summary(result.stdout, 2000, 2000)[1], "0")
+
+    @time_limit(30)
+    def test_ping_to_a_closed_port_is_full_loss_and_exit_1(self):
+        port = closed_udp_port()
+        count, timeout_ms = 3, 500
+        start = time.monotonic()
+        result = run("ping", "--target", f"127.0.0.1:{port}", "--count", str(count),
+                     "--interval", "100", "--timeout", str(timeout_ms))
+        elapsed = time.monotonic() - start
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertLess(elapsed, count * timeout_ms / 1000 + 2.0)
+        self.assertEqual(replies(result.stdout), [])
+        _, loss, extras = self.assert_summary(result.stdout, count, 0, with_rtt=False)
+        self.assertEqual(loss, "100")
+        self.assertIn("refused", extras)
+        self.assertRegex(result.stderr,
+                         rf"error: no reply from 127\.0\.0\.1:{port}: port unreachable")
+
+    @time_limit(30)
+    def test_ping_to_a_silent_peer_times_out_each_ping(self):
+        with udp_socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            port = silent.getsockname()[1]
+            start = time.monotonic()
+            result = run("ping", "--target", f"127.0.0.1:{port}", "--count", "2", "--interval",
+                         "0", "--timeout", "300")
+            elapsed = time.monotonic() - start
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertLess(elapsed, 2 * 0.3 + 2.0)
+        self.assertEqual(result.stdout.count("timed out after 300 ms"), 2, result.stdout)
+        self.assertEqual(self.assert_summary(result.stdout, 2, 0, with_rtt=False)[1], "100")
+        self.assertIn("within 300 ms", result.stderr)
+
+    @time_limit(30)
+    def test_late_duplicate_and_foreign_pongs_are_not_replies(self):
+        # A fake B: seq 1 answered twice plus garbage and a pong for a seq never sent; seq 2
+        # answered after its timeout; seq 3 answered normally.
+        with udp_socket() as fake:
+            fake.bind(("127.0.0.1", 0))
+            port = fake.getsockname()[1]
+
+            def misbehave():
+                for _ in range(3):
+                    ping, sender = fake.recvfrom(MAX_DATAGRAM)
+                    pong = b"pong" + ping[4:]
+                    seq = int(ping.split(b" ")[1])
+                    if seq == 1:
+                        fake.sendto(pong, sender)
+                        fake.sendto(pong, sender)
+                        fake.sendto(b"garbage", sender)
+                        fake.sendto(b"pong 99 " + b"x" * (len(ping) - 8), sender)
+                    elif seq == 2:
+                        threading.Timer(0.3, fake.sendto, (pong, sender)).start()
+                    else:
+                        fake.sendto(pong, sender)
+
+            thread = threading.Thread(target=misbehave, daemon=True)
+            thread.start()
+            result = run("ping", "--target", f"127.0.0.1:{port}", "--count", "3",
+                         "--interval", "500", "--timeout", "200")
+            thread.join(5)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual([seq for _, seq, _ in replies(result.stdout)], [1, 3])
+        _, loss, extras = self.assert_summary(result.stdout, 3, 2)
+        self.assertEqual(loss, "33.3333")
+        self.assertEqual(extras, ", 1 late, 1 duplicate, 2 foreign")
+        self.assertIn("late pong from", result.stdout)
+        self.assertIn("duplicate pong from", result.stdout)
+
+    # --- B on the wire ---------------------------------------------------------------------------
+
+    @time_limit(30)
+    def test_garbage_and_oversize_datagrams_get_no_reply_and_b_keeps_serving(self):
+        b = self.start_b("--log-level", "debug")
+        with udp_socket() as client:
+            client.connect(b.address)
+            for junk in [b"", b"garbage", b"PING 1", b" ping", b"pin", b"pong 1 x",
+                         bytes(range(256)), b"x" * MAX_DATAGRAM]:
+                client.send(junk)
+            self.assert_no_datagram(client)
+            client.settimeout(netlab_testing.IO_TIMEOUT)
+            client.send(b"ping 1 still there?")
+            self.assertEqual(client.recv(MAX_DATAGRAM), b"pong 1 still there?")
+        self.assertTrue(b.alive())
+        self.assertIn("not a ping", b.stderr_text())
+        code, seconds = b.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+        self.assertLess(seconds, 2.0)
+
+    @time_limit(30)
+    def test_a_reply_is_never_larger_than_its_request(self):
+        b = self.start_b()
+        with udp_socket() as client:
+            client.connect(b.address)
+            for request in [b"ping", b"ping ", b"ping 17 xyz", b"pingpong", b"ping\0\r\n\xff",
+                            b"ping" + b"\0" * 1000, b"ping" + b"z" * (MAX_DATAGRAM - 4)]:
+                client.send(request)
+                reply = client.recv(MAX_DATAGRAM + 1)
+                self.assertEqual(len(reply), len(request))
+                self.assertEqual(reply, b"pong" + request[4:])
+
+    @time_limit(30)
+    @unittest.skipUnless(ipv6_udp_available(), "no IPv6 loopback")
+    def test_ipv6_loopback(self):
+        b = self.start_b("--bind", "::1")
+        self.assertEqual(b.stdout_lines[0], f"listening on [::1]:{b.port}")
+        target = f"[::1]:{b.port}"
+        result = run("ping", "--target", target, "--count", "2", "--interval", "20")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual([(addr, seq) for addr, seq, _ in replies(result.stdout)],
+                         [(target, 1), (target, 2)])
+        self.assertEqual(self.assert_summary(result.stdout, 2, 2)[0], target)
+
+    # --- stopping --------------------------------------------------------------------------------
+
+    def ping_until_sigint(self, b, *extra, wait_for_reply=True):
+        proc = subprocess.Popen([binary(BIN), "ping", "--target", f"{b.host}:{b.port}",
+                                 "--count", "0", *extra], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.kill)
+        if wait_for_reply:
+            self.assertRegex(proc.stdout.readline(), REPLY)
+        else:
+            time.sleep(0.5)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=netlab_testing.STOP_TIMEOUT)
+        return proc.returncode, time.monotonic() - start, stdout, stderr
+
+    @time_limit(30)
+    def test_sigint_during_count_0_prints_the_summary_and_exits_0(self):
+        b = self.start_b()
+        code, seconds, stdout, stderr = self.ping_until_sigint(b, "--interval", "20")
+        self.assertEqual(code, 0, stderr)
+        self.assertLess(seconds, 2.0)
+        target, sent, received, _, _, _ = summary(stdout)
+        self.assertGreaterEqual(received, 1)
+        self.assertEqual(sent, received, "loopback loses nothing; in-flight pings are drained")
+
+    @time_limit(30)
+    def test_sigint_during_a_flood_drains_the_ping_in_flight(self):
+        b = self.start_b()
+        code, seconds, stdout, stderr = self.ping_until_sigint(b, "--interval", "0", "--quiet",
+                                                               wait_for_reply=False)
+        self.assertEqual(code, 0, stderr)
+        self.assertLess(seconds, 2.0)
+        _, sent, received, loss, _, _ = summary(stdout)
+        self.assertGreater(received, 100)
+        self.assertEqual((sent, loss), (received, "0"))
+
+    @time_limit(30)
+    def test_sigint_in_the_one_process_mode_loses_nothing(self):
+        # B in the same process stops after A, so the ping in flight at Ctrl-C is still answered.
+        both = self.start_server(BIN, "--count", "0", "--interval", "0", "--quiet")
+        time.sleep(0.5)
+        code, seconds = both.stop(signal.SIGINT)
+        self.assertEqual(code, 0, both.stderr_text())
+        self.assertLess(seconds, 2.0)
+        while both.next_line() is not None:
+            pass
+        _, sent, received, loss, _, _ = summary("\n".join(both.stdout_lines))
+        self.assertGreater(received, 100)
+        self.assertEqual((sent, loss), (received, "0"))
+
+    # --- the command line -------------------------------------------------------------------------
+
+    def test_bad_options_exit_2_with_one_line_naming_them(self):
+        cases = [
+            (["ping"], "--target"),
+            (["ping", "--target", "nohost"], "--target"),
+            (["ping", "--target", "::1:4000"], "--target"),
+            (["ping", "--target", "127.0.0.1:0"], "--target"),
+            (["ping", "--target", "127.0.0.1:4000", "--size", "10"], "--size"),
+            (["ping", "--target", "127.0.0.1:4000", "--count", "-1"], "--count"),
+            (["ping", "--target", "127.0.0.1:4000", "--inflight", "2"], "--inflight"),
+            (["--interval", "x"], "--interval"),
+            (["--timeout", "0"], "--timeout"),
+            (["serve", "--port", "70000"], "--port"),
+            (["serve", "--bind", "nowhere"], "--bind"),
+            (["serve", "--count", "3"], "--count"),
+            (["serve", "--threads", "0"], "--threads"),
+            (["--log-level", "loud"], "--log-level"),
+            (["nonsense"], "nonsense"),
+        ]
+        for args, named in cases:
+            with self.subTest(args=args):
+                result = run(*args)
+                self.assertEqual(result.returncode, 2, result.stdout)
+                self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+                self.assertIn(named, result.stderr)
+
+    @time_limit(30)
+    def test_a_port_in_use_exits_1_naming_the_address(self):
+        with udp_socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1]
+            result = run("serve", "--port", str(port))
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"127.0.0.1:{port}", result.stderr)
+        self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+
+    def test_help_and_version(self):
+        result = run("--help")
+        self.assertEqual(result.returncode, 0)
+        self.assertIn("full round trip", result.stdout)
+        for option, default in [("--count", "5"), ("--interval", "100"), ("--timeout", "1000"),
+                                ("--size", "64"), ("--inflight", "1")]:
+            self.assertRegex(result.stdout, rf"{option}\b.*={default}\b")
+        ping = run("ping", "--help")
+        self.assertEqual(ping.returncode, 0)
+        self.assertIn("full round trips", ping.stdout)
+        self.assertRegex(ping.stdout, r"--interval\b.*=1000\b")
+        serve = run("serve", "--help")
+        self.assertEqual(serve.returncode, 0)
+        self.assertRegex(serve.stdout, r"--port\b.*=4000\b")
+        self.assertRegex(serve.stdout, r"--bind\b.*=127\.0\.0\.1\b")
+        version = run("--version")
+        self.assertEqual(version.returncode, 0)
+        self.assertRegex(version.stdout.strip(), r"^netlab \d+\.\d+\.\d+$")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,109 @@
+#include "ponger.hpp"
+
+#include "wire.hpp"
+
+#include "common/cli.hpp"
+#include "common/log.hpp"
+#include "common/spawn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <memory>
+#include <vector>
+
+namespace netlab::pingpong {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using boost::system::error_code;
+
+udp::socket open_ponger(asio::io_context& io, const std::string& bind, std::uint16_t port) {
+  const udp::endpoint wanted(asio::ip::make_address(bind), port);
+  udp::socket socket(asio::make_strand(io));
+  error_code error;
+  socket.open(wanted.protocol(), error);
+  if (!error) socket.bind(wanted, error);
+  // Replies are sent straight from the receive loop (see answer_pings); in non-blocking mode a
+  // full send buffer returns would_block instead of stalling the thread.
+  if (!error) socket.non_blocking(true, error);
+  if (error) {
+    throw startup_error(fmt::format("cannot listen on {}: {}", wanted, error.message()));
+  }
+  print("listening on {}", socket.local_endpoint());
+  return socket;
+}
+
+namespace {
+
+// What the receive loop owns. Shared with the stop callback, which may run after the loop ended.
+struct ponger {
+  explicit ponger(udp::socket s) : socket(std::move(s)), datagram(max_datagram) {}
+  udp::socket socket;          // closed by the stop callback: the loop's receive then ends
+  std::vector<char> datagram;  // one buffer, reused: a request becomes its reply in place
+  std::uint64_t answered = 0;
+  std::uint64_t ignored = 0;
+  shutdown_coordinator::membership membership;
+};
+
+// ICMP errors about an earlier reply (its sender went away) can surface on a later receive.
+// They concern one datagram, not the socket, so the loop carries on.
+bool about_an_earlier_datagram(const error_code& error) {
+  return error == asio::error::connection_refused || error == asio::error::host_unreachable ||
+         error == asio::error::network_unreachable || error == asio::error::connection_reset;
+}
+
+// One loop drains the socket. A UDP socket is a single queue: more loops on it would only take
+// turns on the strand (the extra --threads have nothing to do here, and results stay identical).
+asio::awaitable<void> answer_pings(std::shared_ptr<ponger> self) {
+  auto& socket = self->socket;
+  udp::endpoint sender;
+  while (socket.is_open()) {
+    auto [error, size] = co_await socket.async_receive_from(
+        asio::buffer(self->datagram), sender, asio::as_tuple(asio::use_awaitable));
+    if (error == asio::error::operation_aborted || !socket.is_open()) break;
+    if (error) {
+      if (!about_an_earlier_datagram(error)) throw boost::system::system_error(error, "receive");
+      spdlog::debug("receive: {}", error.message());
+      continue;
+    }
+    const std::span<char> request(self->datagram.data(), size);
+    if (!turn_into_pong(request)) {
+      ++self->ignored;
+      spdlog::debug("ignored {} bytes from {}: not a ping", size, sender);
+      continue;
+    }
+    // The reply is the request's own bytes: never larger. Sent at once, without a round trip
+    // through the scheduler; only when the kernel's buffer is full does the loop wait for room.
+    socket.send_to(asio::buffer(request), sender, 0, error);
+    if (error == asio::error::would_block) {
+      std::tie(error, std::ignore) = co_await socket.async_send_to(
+          asio::buffer(request), sender, asio::as_tuple(asio::use_awaitable));
+    }
+    if (error) {
+      spdlog::debug("reply to {}: {}", sender, error.message());
+      continue;
+    }
+    ++self->answered;
+  }
+  spdlog::info("answered {} pings, ignored {} other datagrams", self->answered, self->ignored);
+}
+
+}  // namespace
+
+void start_ponging(shutdown_coordinator& shutdown, udp::socket socket) {
+  auto state = std::make_shared<ponger>(std::move(socket));
+  const auto executor = state->socket.get_executor();
+  state->membership = shutdown.join([weak = std::weak_ptr(state)] {
+    if (auto s = weak.lock()) {
+      asio::post(s->socket.get_executor(), [s] {
+        error_code ignored;
+        s->socket.close(ignored);  // a datagram server has nothing to drain: stop receiving
+      });
+    }
+  });
+  spawn(executor, answer_pings(std::move(state)), "ponger");
+}
+
+}  // namespace netlab::pingpong
