@@ -240,6 +240,9 @@ class ConnCounterTest(ServerTestCase):
     def test_sigterm_stops_it_too(self):
         server = self.start()
         self.connect(server)
+        # connect() returns once the kernel has the connection in its backlog; wait until the
+        # server has accepted it, or SIGTERM may close the listener first (total: 0 accepted).
+        lines_until(server, lambda line: line.startswith("Connection #1 "))
         code, seconds = server.stop(signal.SIGTERM)
         self.assertEqual(code, 0)
         self.assertLess(seconds, 2.0)
