@@ -369,6 +369,30 @@ class EchoSplitTest(ServerTestCase):
                 self.assertIn(args[0].encode(), result.stderr)
 
     @time_limit(30)
+    def test_log_level_option_and_spdlog_level_environment(self):
+        """Diagnostics go to stderr at the level asked: --log-level wins, SPDLOG_LEVEL applies
+        when the option is absent, the default (info) hides debug lines; stdout is untouched."""
+        import os
+        debug_line = re.compile(r"\bdebug\b.*127\.0\.0\.1:\d+ connected")
+
+        def connection_logged(*args, env_level=None):
+            env = dict(os.environ)
+            env.pop("SPDLOG_LEVEL", None)
+            if env_level:
+                env["SPDLOG_LEVEL"] = env_level
+            server = self.start(*args, env=env)
+            self.assert_echoes(self.connect(server), b"logged?\n")
+            code, _ = server.stop(signal.SIGINT)
+            self.assertEqual(code, 0)
+            self.assertEqual(server.stdout_lines, [f"listening on 127.0.0.1:{server.port}"])
+            return bool(debug_line.search(server.stderr_text()))
+
+        self.assertTrue(connection_logged("--log-level", "debug"))
+        self.assertTrue(connection_logged(env_level="debug"))
+        self.assertFalse(connection_logged())
+        self.assertFalse(connection_logged("--log-level", "warn", env_level="debug"))
+
+    @time_limit(30)
     def test_help_lists_every_option_with_its_default(self):
         """--help exits 0 and explains every option, with the default where there is one."""
         result = run_program(NAME, "--help")
