@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-exercises=(echo_split udp_pingpong conn_counter)
+exercises=(echo_split udp_pingpong conn_counter chat)
 cmake --preset release >/dev/null
 cmake --build --preset release --target "${exercises[@]}"  # the programs only, not the tests
 bin=build/release/bin

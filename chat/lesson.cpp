@@ -1,0 +1,250 @@
+// The lesson's design, kept for teaching: a shared list of writers behind a lock, and every
+// broadcaster, holding the lock, writes to each client in turn.
+//
+//   socket --read--> reader --lock the list--> write to A, then B, then C ... --unlock
+//
+// In tokio this is `Arc<tokio::sync::Mutex<Vec<OwnedWriteHalf>>>`. Asio has no asynchronous
+// mutex; a channel of capacity 1 serves: sending into it takes the lock (and waits while it is
+// full), receiving from it gives the lock back.
+//
+// The flaw it teaches: the write to a client that stopped reading never completes, once the
+// kernel's buffers are full, and the broadcaster waits on it *holding the lock*: every other
+// reader then waits for the lock, stops reading, and the whole room stalls. The queued design
+// (queued.cpp) removes exactly this: the sender pushes into outboxes and never waits.
+//
+// Simplifications, on purpose: every lesson session runs on one strand (the room's), so the
+// list, the names and every socket are touched by one thread at a time, whatever --threads is.
+// That also serialises the room's work; the queued design is the one built to scale.
+#include "server.hpp"
+
+#include "common/log.hpp"
+#include "common/spawn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace netlab::chat {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+class lesson_session;
+
+class lesson_room {
+ public:
+  using strand_type = asio::strand<asio::io_context::executor_type>;
+  explicit lesson_room(asio::io_context& io) : strand_(asio::make_strand(io)), lock_(strand_, 1) {}
+
+  strand_type strand_;  // every lesson session runs here
+  // The asynchronous lock: full = held. Only ever touched on strand_ (a plain channel suffices).
+  asio::experimental::channel<void(error_code)> lock_;
+  // The list of writers; changed, and written to, only while holding lock_.
+  std::vector<std::shared_ptr<lesson_session>> writers_;
+};
+
+namespace {
+
+// The lock, held from construction (after `co_await acquire`) to destruction.
+class held_lock {
+ public:
+  explicit held_lock(lesson_room& r) : room_(r) {}
+  held_lock(const held_lock&) = delete;
+  held_lock& operator=(const held_lock&) = delete;
+  ~held_lock() { room_.lock_.try_receive([](error_code) {}); }
+
+ private:
+  lesson_room& room_;
+};
+
+asio::awaitable<void> acquire(lesson_room& r) {
+  co_await r.lock_.async_send(error_code{}, asio::as_tuple(asio::use_awaitable));
+}
+
+}  // namespace
+
+class lesson_session : public std::enable_shared_from_this<lesson_session> {
+ public:
+  lesson_session(tcp::socket socket, std::shared_ptr<lesson_room> chat_room, const options& opts)
+      : socket_(std::move(socket)), room_(std::move(chat_room)), input_(opts.max_line),
+        max_line_(opts.max_line) {
+    error_code ignored;
+    peer_ = socket_.remote_endpoint(ignored);
+    name_ = fmt::format("{}", peer_);
+  }
+
+  void start(shutdown_coordinator& shutdown) {
+    membership_ = shutdown.join([weak = weak_from_this()] {
+      if (auto self = weak.lock()) {
+        asio::post(self->room_->strand_, [self] { self->stop_for_shutdown(); });
+      }
+    });
+    spawn(room_->strand_, run(shared_from_this()), fmt::format("chat {}", peer_));
+  }
+
+ private:
+  static asio::awaitable<void> run(std::shared_ptr<lesson_session> self) {
+    spdlog::debug("{} connected", self->peer_);
+    co_await self->reader();
+    if (!self->gone_) {
+      error_code ignored;
+      self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      if (self->stopped_early_) co_await discard_input(self->socket_, close_linger);
+    }
+    spdlog::debug("{} closed", self->peer_);
+  }
+
+  asio::awaitable<void> reader() {
+    {
+      co_await acquire(*room_);
+      held_lock lock(*room_);
+      room_->writers_.push_back(shared_from_this());
+      co_await write_to_others(notice(name_ + " joined"));
+    }
+    for (bool more = true; more;) {
+      auto result = co_await input_.read_line(socket_);
+      switch (result.status) {
+        case line_status::complete:
+        case line_status::unterminated:
+          more = co_await handle(std::string(strip_line_ending(result.text)));
+          break;
+        case line_status::too_long: {
+          spdlog::info("{} sent a line longer than {} bytes: closing", peer_, max_line_);
+          co_await acquire(*room_);
+          held_lock lock(*room_);
+          co_await write_to(*this, error_line(fmt::format("line longer than {} bytes", max_line_)));
+          stopped_early_ = true;
+          more = false;
+          break;
+        }
+        case line_status::failed:
+        case line_status::end_of_input:
+          more = false;
+          break;
+      }
+    }
+    co_await acquire(*room_);
+    held_lock lock(*room_);
+    std::erase(room_->writers_, shared_from_this());
+    co_await write_to_others(notice(name_ + " left"));
+  }
+
+  // Takes the lock for the whole of each command, as the lesson does.
+  asio::awaitable<bool> handle(std::string line) {
+    const auto cmd = parse_line(line);
+    if (cmd.kind == command_kind::quit) {
+      stopped_early_ = true;
+      co_return false;
+    }
+    co_await acquire(*room_);
+    held_lock lock(*room_);
+    switch (cmd.kind) {
+      case command_kind::message:
+        co_await write_to_others(chat_line(name_, cmd.argument));
+        break;
+      case command_kind::nick: {
+        const std::string wanted(cmd.argument);
+        const bool taken =
+            std::any_of(room_->writers_.begin(), room_->writers_.end(),
+                        [&](const auto& w) { return w.get() != this && w->name_ == wanted; });
+        if (!valid_name(wanted)) {
+          co_await write_to(*this, error_line(invalid_name_reply));
+        } else if (taken) {
+          co_await write_to(*this, error_line(name_taken_reply(wanted)));
+        } else if (wanted != name_) {
+          auto renamed = notice(name_ + " is now " + wanted);
+          name_ = wanted;
+          for (const auto& w : std::vector(room_->writers_)) co_await write_to(*w, renamed);
+        }
+        break;
+      }
+      case command_kind::who: {
+        std::vector<std::string> names;
+        for (const auto& w : room_->writers_) names.push_back(w->name_);
+        co_await write_to(*this, notice(who_reply(names)));
+        break;
+      }
+      case command_kind::unknown:
+        co_await write_to(*this, error_line(unknown_command_reply));
+        break;
+      case command_kind::quit:
+        break;
+    }
+    co_return true;
+  }
+
+  // THE STALL: with the lock held, one write after another; a client that does not read makes
+  // its write, and so this loop and the lock, wait for as long as it does not read.
+  asio::awaitable<void> write_to_others(message m) {
+    for (const auto& w : std::vector(room_->writers_)) {
+      if (w.get() != this) co_await write_to(*w, m);
+    }
+  }
+
+  static asio::awaitable<void> write_to(lesson_session& target, message m) {
+    if (target.gone_) co_return;
+    ++target.writes_pending_;
+    auto [error, written] = co_await asio::async_write(target.socket_, asio::buffer(*m),
+                                                       asio::as_tuple(asio::use_awaitable));
+    --target.writes_pending_;
+    if (error) {
+      spdlog::debug("{} write: {}", target.peer_, error.message());
+      target.gone_ = true;
+      target.stop_reading();
+    }
+  }
+
+  void stop_reading() {
+    stopped_early_ = true;
+    input_.end_input();
+  }
+
+  // Shutdown: stop reading, as in the queued design. But here a client that does not read holds
+  // a broadcaster, and through the lock everyone, in a write that will never complete: after
+  // shutdown_write_grace, a write still pending to this client is cancelled, so the room can
+  // drain and close. (The lesson's code has no such escape; a real server needs one.)
+  void stop_for_shutdown() {
+    stop_reading();
+    shutdown_timer_.expires_after(shutdown_write_grace);
+    shutdown_timer_.async_wait([weak = weak_from_this()](error_code error) {
+      auto self = weak.lock();
+      if (error || !self || self->writes_pending_ == 0) return;
+      spdlog::info("{}: a write pending since the shutdown began: cancelled", self->peer_);
+      error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
+
+  tcp::socket socket_;  // used only from the room's strand
+  std::shared_ptr<lesson_room> room_;
+  line_reader input_;
+  std::size_t max_line_;
+  tcp::endpoint peer_;
+  std::string name_;            // read by others under the lock (/who, uniqueness)
+  bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
+  bool gone_ = false;           // a write failed: the client is gone, nobody writes to it again
+  int writes_pending_ = 0;      // writes to this client in progress (at most one: the lock)
+  asio::steady_timer shutdown_timer_{room_->strand_};  // stop_for_shutdown's
+  shutdown_coordinator::membership membership_;
+};
+
+std::shared_ptr<lesson_room> make_lesson_room(asio::io_context& io) {
+  return std::make_shared<lesson_room>(io);
+}
+
+void start_lesson_session(tcp::socket socket, std::shared_ptr<lesson_room> chat_room,
+                          const options& opts, shutdown_coordinator& shutdown) {
+  std::make_shared<lesson_session>(std::move(socket), std::move(chat_room), opts)->start(shutdown);
+}
+
+}  // namespace netlab::chat

@@ -1,0 +1,54 @@
+// chat: every line a client sends goes to every other client, prefixed with its sender's name
+// (the lesson's exercise 4). Two designs: `queued` (default), which no slow client can stall, and
+// `lesson`, the lesson's own, kept to show the stall (see server.hpp).
+#include "demo.hpp"
+#include "server.hpp"
+
+#include "common/cli.hpp"
+#include "common/listener.hpp"
+
+#include <string>
+
+int main(int argc, char** argv) {
+  using namespace netlab;
+  CLI::App app{"chat: every line a client sends goes to every other client as `NAME: line`.\n"
+               "Commands: /nick NAME, /who, /quit.",
+               "chat"};
+  common_options common;
+  server_options server{.port = 8082};
+  chat::options opts;
+  bool demo = false;
+  add_common_options(app, common);
+  add_server_options(app, server);
+  std::string design = "queued";
+  app.add_option("--design", design,
+                 "queued: each client has an outbox and a writer, a slow client is disconnected; "
+                 "lesson: the broadcaster writes to each client in turn holding a lock, so one "
+                 "slow client stalls everyone")
+      ->check(CLI::IsMember({"queued", "lesson"}))
+      ->capture_default_str();
+  app.add_option("--outbox", opts.outbox,
+                 "Lines queued for one client past which, once its writer has made no progress "
+                 "for 1 s, it counts as too slow and is disconnected (queued design)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
+  app.add_option("--max-line", opts.max_line,
+                 "Longest line accepted, in bytes before '\\n'; a longer one gets an error line "
+                 "and the connection is closed")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
+  app.add_flag("--demo", demo,
+               "Run the server and a few scripted clients in this process, print the "
+               "conversation, and exit (port 0 unless --port is given)");
+
+  return run_program(app, common, argc, argv, [&] {
+    opts.design = design == "lesson" ? chat::design::lesson : chat::design::queued;
+    if (demo && app.count("--port") == 0) server.port = 0;
+    runtime rt(server.threads);
+    auto acceptor = open_listener(rt.context(), server.bind, server.port);
+    const auto local = acceptor.local_endpoint();
+    chat::start_server(rt, std::move(acceptor), opts);
+    if (demo) chat::start_demo(rt, local);
+    return rt.run();
+  });
+}

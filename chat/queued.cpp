@@ -1,0 +1,252 @@
+// The queued design: per client a reader, a writer and an outbox.
+//
+//   socket --read--> reader --room.broadcast: push a pointer into every other outbox--+
+//                                                                                      |
+//   socket <--one gathered write-- writer <--take everything-- this client's outbox <--+
+//
+// The reader never waits for another client: pushing is a few pointer moves under a mutex. The
+// writer is the only one that waits for this client's socket. When this client falls more than
+// --outbox lines behind, the next push marks it overflowed and it is disconnected.
+#include "server.hpp"
+
+#include "common/log.hpp"
+#include "common/spawn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace netlab::chat {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket socket, std::shared_ptr<room> chat_room, const options& opts)
+      : socket_(std::move(socket)), room_(std::move(chat_room)), input_(opts.max_line),
+        max_line_(opts.max_line), outbox_limit_(opts.outbox) {
+    error_code ignored;
+    peer_ = socket_.remote_endpoint(ignored);
+    name_ = fmt::format("{}", peer_);
+  }
+
+  void start(shutdown_coordinator& shutdown) {
+    // The overflow callback runs on a broadcaster's thread: it only posts to this strand.
+    outbox_ = std::make_shared<outbox>(socket_.get_executor(), outbox_limit_,
+                                       [weak = weak_from_this()] {
+                                         if (auto self = weak.lock()) {
+                                           asio::post(self->socket_.get_executor(),
+                                                      [self] { self->disconnect_slow(); });
+                                         }
+                                       });
+    membership_ = shutdown.join([weak = weak_from_this()] {
+      if (auto self = weak.lock()) {
+        asio::post(self->socket_.get_executor(), [self] { self->stop_for_shutdown(); });
+      }
+    });
+    spawn(socket_.get_executor(), run(shared_from_this()), fmt::format("chat {}", peer_));
+  }
+
+ private:
+  static asio::awaitable<void> run(std::shared_ptr<session> self) {
+    using namespace asio::experimental::awaitable_operators;
+    spdlog::debug("{} connected", self->peer_);
+    co_await (self->reader() && self->writer());
+    if (self->stopped_early_ && !self->too_slow_) {
+      co_await discard_input(self->socket_, close_linger);
+    }
+    spdlog::debug("{} closed", self->peer_);
+  }
+
+  // Reads lines and acts on them; on its way out, leaves the room and ends the outbox, so the
+  // writer writes what is queued and stops.
+  asio::awaitable<void> reader() {
+    if (!room_->join(name_, outbox_)) {
+      // Only possible if two connections shared an address: refuse rather than mix them up.
+      outbox_->push(error_line(name_taken_reply(name_)));
+      outbox_->close();
+      co_return;
+    }
+    for (bool more = true; more;) {
+      auto result = co_await input_.read_line(socket_);
+      switch (result.status) {
+        case line_status::complete:
+        case line_status::unterminated:
+          more = handle(strip_line_ending(result.text));
+          // Fairness: one read may bring hundreds of lines, and handing them out does not
+          // suspend. Without a yield, a burst from every sender fills every outbox before any
+          // writer runs, and clients that do read would be dropped as too slow. Yielding after
+          // each line lets writers drain between lines, so an outbox only overflows for a client
+          // that really stopped reading. (One post per line; a batch would be cheaper.)
+          if (more && input_.buffered() > 0) {
+            co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+          }
+          break;
+        case line_status::too_long:
+          spdlog::info("{} sent a line longer than {} bytes: closing", peer_, max_line_);
+          outbox_->push(error_line(fmt::format("line longer than {} bytes", max_line_)));
+          stopped_early_ = true;
+          more = false;
+          break;
+        case line_status::failed:
+          spdlog::debug("{} read: {}", peer_, result.error.message());
+          more = false;
+          break;
+        case line_status::end_of_input:
+          more = false;
+          break;
+      }
+    }
+    room_->leave(name_);
+    outbox_->close();
+  }
+
+  // One line from the client; false when it asked to quit.
+  bool handle(std::string_view line) {
+    const auto cmd = parse_line(line);
+    switch (cmd.kind) {
+      case command_kind::message:
+        room_->broadcast(name_, chat_line(name_, cmd.argument));
+        return true;
+      case command_kind::nick: {
+        const std::string wanted(cmd.argument);
+        if (!valid_name(wanted)) {
+          outbox_->push(error_line(invalid_name_reply));
+        } else if (!room_->rename(name_, wanted)) {
+          outbox_->push(error_line(name_taken_reply(wanted)));
+        } else {
+          name_ = wanted;  // only this reader changes it: no lock needed for its own copy
+        }
+        return true;
+      }
+      case command_kind::who:
+        outbox_->push(notice(who_reply(room_->names())));
+        return true;
+      case command_kind::quit:
+        stopped_early_ = true;
+        return false;
+      case command_kind::unknown:
+        outbox_->push(error_line(unknown_command_reply));
+        return true;
+    }
+    return true;
+  }
+
+  // Takes everything queued and writes it with one gathered write, until the outbox ends.
+  asio::awaitable<void> writer() {
+    std::vector<message> batch;
+    std::vector<asio::const_buffer> buffers;
+    for (;;) {
+      batch.clear();
+      const auto state = outbox_->take(batch);
+      if (state.overflowed) break;
+      if (batch.empty()) {
+        if (state.closed) {
+          // Every line written: half-close, so the client reads EOF after the last byte.
+          error_code ignored;
+          socket_.shutdown(tcp::socket::shutdown_send, ignored);
+          co_return;
+        }
+        co_await outbox_->wait();
+        continue;
+      }
+      buffers.clear();
+      for (const auto& m : batch) buffers.push_back(asio::buffer(*m));
+      writing_ = true;
+      auto [error, written] =
+          co_await asio::async_write(socket_, buffers, asio::as_tuple(asio::use_awaitable));
+      writing_ = false;
+      if (error) {
+        if (too_slow_) break;  // disconnect_slow() cancelled this write
+        // The client is gone (reset, broken pipe): stop reading and refuse further pushes.
+        spdlog::debug("{} write: {}", peer_, error.message());
+        outbox_->close();
+        stop_reading();
+        co_return;
+      }
+    }
+    co_await say_too_slow();
+  }
+
+  // Best effort: the client is not reading, so its buffers are full; give the last line a short
+  // grace, then close both directions.
+  asio::awaitable<void> say_too_slow() {
+    using namespace asio::experimental::awaitable_operators;
+    spdlog::info("{} ({}) is more than {} lines behind: disconnecting", name_, peer_,
+                 outbox_limit_);
+    too_slow_ = true;
+    stop_reading();
+    const auto last = error_line(too_slow_reply);
+    asio::steady_timer grace(socket_.get_executor(), too_slow_grace);
+    co_await (
+        asio::async_write(socket_, asio::buffer(*last), asio::as_tuple(asio::use_awaitable)) ||
+        grace.async_wait(asio::as_tuple(asio::use_awaitable)));
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
+  // On this strand, after a push found the outbox full: abort the write that is stuck on the
+  // client's full buffers, so the writer can give up on it.
+  void disconnect_slow() {
+    if (too_slow_) return;  // the writer found out first and is already saying goodbye
+    too_slow_ = true;
+    stop_reading();
+    error_code ignored;
+    socket_.cancel(ignored);
+  }
+
+  // Shutdown: stop reading; the writer writes what is queued. A write still pending after
+  // shutdown_write_grace is to a client that does not read: cancel it, so the stop completes
+  // without waiting for the runtime's forced stop.
+  void stop_for_shutdown() {
+    stop_reading();
+    shutdown_timer_.expires_after(shutdown_write_grace);
+    shutdown_timer_.async_wait([weak = weak_from_this()](error_code error) {
+      auto self = weak.lock();
+      if (error || !self || !self->writing_) return;
+      spdlog::info("{}: a write pending since the shutdown began: cancelled", self->peer_);
+      error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+  }
+
+  // Shutdown, /quit, or the writer giving up: the reader reads nothing more.
+  void stop_reading() {
+    stopped_early_ = true;
+    input_.end_input();
+  }
+
+  tcp::socket socket_;           // shared by reader and writer, on this session's strand
+  std::shared_ptr<room> room_;   // shared by every session; outlives them all
+  std::shared_ptr<outbox> outbox_;  // pushed to by every broadcaster, drained by our writer
+  line_reader input_;
+  std::size_t max_line_;
+  std::size_t outbox_limit_;
+  tcp::endpoint peer_;           // for log lines and the default name, read once
+  std::string name_;             // the reader's copy of our name in the room
+  bool stopped_early_ = false;   // reading stopped before the client's EOF: close with a linger
+  bool too_slow_ = false;        // the outbox overflowed: we are dropping this client
+  bool writing_ = false;         // the writer's write is in progress
+  asio::steady_timer shutdown_timer_{socket_.get_executor()};  // stop_for_shutdown's
+  shutdown_coordinator::membership membership_;  // leaves when the session is destroyed
+};
+
+}  // namespace
+
+void start_queued_session(tcp::socket socket, std::shared_ptr<room> chat_room,
+                          const options& opts, shutdown_coordinator& shutdown) {
+  std::make_shared<session>(std::move(socket), std::move(chat_room), opts)->start(shutdown);
+}
+
+}  // namespace netlab::chat

@@ -1,0 +1,109 @@
+#include "room.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace netlab::chat {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+outbox::outbox(const asio::any_io_executor& executor, std::size_t limit,
+               std::function<void()> on_overflow)
+    : limit_(limit), on_overflow_(std::move(on_overflow)), doorbell_(executor, 1) {}
+
+bool outbox::push(message m) {
+  bool overflowed_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_ || overflowed_) return false;
+    if (queue_.size() < limit_) {
+      queue_.push_back(std::move(m));
+      // The writer empties the queue on every take, so only the first push after a take needs
+      // to wake it.
+      if (queue_.size() == 1) ring();
+    } else {
+      // This is where the queued design parts from the lesson's: a full outbox is the slow
+      // client's problem, not the sender's. Nobody waits; the client is disconnected.
+      overflowed_ = true;
+      overflowed_now = true;
+      ring();
+    }
+  }
+  if (overflowed_now) {
+    if (on_overflow_) on_overflow_();
+    return false;
+  }
+  return true;
+}
+
+outbox::state outbox::take(std::vector<message>& batch) {
+  std::lock_guard lock(mutex_);
+  batch.insert(batch.end(), std::make_move_iterator(queue_.begin()),
+               std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  return {closed_, overflowed_};
+}
+
+asio::awaitable<void> outbox::wait() {
+  co_await doorbell_.async_receive(asio::as_tuple(asio::use_awaitable));
+}
+
+void outbox::close() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  ring();
+}
+
+void outbox::ring() { doorbell_.try_send(error_code{}); }
+
+bool room::join(const std::string& name, std::shared_ptr<outbox> box) {
+  auto joined = notice(name + " joined");  // formatted before locking: keep the section short
+  std::lock_guard lock(mutex_);
+  if (!clients_.emplace(name, std::move(box)).second) return false;
+  broadcast_locked(name, joined);
+  return true;
+}
+
+void room::leave(const std::string& name) {
+  auto left = notice(name + " left");
+  std::lock_guard lock(mutex_);
+  if (clients_.erase(name) == 0) return;
+  broadcast_locked(name, left);
+}
+
+bool room::rename(const std::string& from, const std::string& to) {
+  auto renamed = notice(from + " is now " + to);
+  std::lock_guard lock(mutex_);
+  if (from == to) return true;
+  if (clients_.contains(to)) return false;
+  auto node = clients_.extract(from);
+  if (node.empty()) return false;
+  node.key() = to;
+  clients_.insert(std::move(node));
+  broadcast_locked({}, renamed);
+  return true;
+}
+
+void room::broadcast(const std::string& sender, const message& m) {
+  std::lock_guard lock(mutex_);
+  broadcast_locked(sender, m);
+}
+
+void room::broadcast_locked(const std::string& sender, const message& m) {
+  // Holding the room's lock while pushing is what keeps every sender's lines in order, the same
+  // order in every outbox; a push is a few pointer moves, and never waits.
+  for (const auto& [name, box] : clients_) {
+    if (name != sender) box->push(m);
+  }
+}
+
+std::vector<std::string> room::names() {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> result;
+  result.reserve(clients_.size());
+  for (const auto& [name, box] : clients_) result.push_back(name);
+  return result;
+}
+
+}  // namespace netlab::chat

@@ -1,0 +1,100 @@
+// The queued design's shared state: the room (who is connected, under which name) and each
+// client's outbox. No sockets here: the session (queued.cpp) drains an outbox into its socket.
+//
+// Locking, in one rule: every lock here is held for a few pointer pushes and never across a
+// suspension point, so a broadcaster never waits for any client. The room's mutex may be held
+// while an outbox's mutex is taken (broadcast), never the other way round.
+#pragma once
+
+#include "protocol.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace netlab::chat {
+
+// The default of --outbox: lines queued for one client and not yet taken by its writer; one
+// more and the client is too slow (the contract's rule). Each queued line costs its outbox a
+// pointer; the bytes are shared with every other recipient. Bursts are normal (when every client
+// sends at once, a reading client's writer can fall thousands of lines behind only because the
+// CPU ran the readers first): a room with many busy senders wants a larger --outbox.
+inline constexpr std::size_t default_outbox = 256;
+
+// One client's queue of messages to write. Any thread pushes (the broadcasters run on their own
+// clients' strands); only the client's writer takes.
+class outbox {
+ public:
+  // `on_overflow` runs once, on the pushing thread, when a push finds the outbox full: it must
+  // not block (post to the client's strand). Called without any outbox lock held, but possibly
+  // with the room's lock held.
+  outbox(const boost::asio::any_io_executor& executor, std::size_t limit,
+         std::function<void()> on_overflow);
+
+  // Queues `m` unless the outbox is closed or overflowed; never waits. False when dropped.
+  bool push(message m);
+
+  // What the writer finds: the messages queued since its last take (moved into `batch`), and
+  // whether the stream ended (closed: write them, then stop) or overflowed (stop now).
+  struct state {
+    bool closed = false;
+    bool overflowed = false;
+  };
+  state take(std::vector<message>& batch);
+
+  // Waits until something was pushed, the outbox closed or overflowed (may wake spuriously).
+  boost::asio::awaitable<void> wait();
+
+  // End of stream: pushes are refused from now on; the writer writes what is queued, then stops.
+  void close();
+
+ private:
+  void ring();
+
+  std::mutex mutex_;  // guards the three below; held for a push or a swap, never across co_await
+  std::deque<message> queue_;
+  bool closed_ = false;
+  bool overflowed_ = false;
+  const std::size_t limit_;
+  std::function<void()> on_overflow_;
+  // The writer's doorbell. Capacity 1: a ring while one is pending changes nothing (try_send
+  // fails, harmlessly), so pushers never wait. A concurrent_channel, because pushers run on
+  // other threads. It is never cancelled or closed (Boost 1.81: try_send fails after cancel).
+  boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> doorbell_;
+};
+
+// Who is connected: name -> outbox. Every notice and chat line goes through here.
+class room {
+ public:
+  // Adds a client under `name` and tells the others `* NAME joined`. False if the name is taken.
+  bool join(const std::string& name, std::shared_ptr<outbox> box);
+
+  // Removes `name` and tells the others `* NAME left`.
+  void leave(const std::string& name);
+
+  // Renames `from` to `to` and tells everyone (the renamed client too) `* FROM is now TO`.
+  // False if `to` is taken by someone else.
+  bool rename(const std::string& from, const std::string& to);
+
+  // Pushes `m` to every client but `sender` (empty: to everyone).
+  void broadcast(const std::string& sender, const message& m);
+
+  std::vector<std::string> names();
+
+ private:
+  void broadcast_locked(const std::string& sender, const message& m);
+
+  std::mutex mutex_;  // guards clients_; never held across a suspension point
+  std::map<std::string, std::shared_ptr<outbox>> clients_;
+};
+
+}  // namespace netlab::chat
