@@ -28,22 +28,15 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"queued", "lesson"}))
       ->capture_default_str();
   app.add_option("--outbox", opts.outbox,
-                 "Lines queued for one client past which, once its writer has made no progress "
-                 "for 1 s, it counts as too slow and is disconnected (queued design)")
+                 "Lines queued for one client and not yet written; one more and it counts as too "
+                 "slow and is disconnected (queued design)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
-  app.add_option("--max-line", opts.max_line,
-                 "Longest line accepted, in bytes before '\\n'; a longer one gets an error line "
-                 "and the connection is closed")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
-      ->capture_default_str();
-  app.add_flag("--demo", demo,
-               "Run the server and a few scripted clients in this process, print the "
-               "conversation, and exit (port 0 unless --port is given)");
+  add_max_line_option(app, opts.max_line);
+  add_demo_flag(app, demo, server);
 
   return run_program(app, common, argc, argv, [&] {
     opts.design = design == "lesson" ? chat::design::lesson : chat::design::queued;
-    if (demo && app.count("--port") == 0) server.port = 0;
     runtime rt(server.threads);
     auto acceptor = open_listener(rt.context(), server.bind, server.port);
     const auto local = acceptor.local_endpoint();

@@ -46,6 +46,23 @@ void add_server_options(CLI::App& app, server_options& options) {
       ->capture_default_str();
 }
 
+void add_max_line_option(CLI::App& app, std::size_t& max_line) {
+  app.add_option("--max-line", max_line,
+                 "Longest line accepted, in bytes before '\\n'; a longer one gets an error line "
+                 "and the connection is closed")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
+}
+
+void add_demo_flag(CLI::App& app, bool& demo, server_options& server) {
+  app.add_flag("--demo", demo,
+               "Run the server and a few scripted clients in this process, print what happens, "
+               "and exit (port 0 unless --port is given)");
+  app.callback([&app, &demo, &server] {
+    if (demo && app.count("--port") == 0) server.port = 0;
+  });
+}
+
 int run_program(CLI::App& app, common_options& options, int argc, char** argv,
                 const std::function<int()>& body) {
   try {

@@ -43,6 +43,13 @@ void add_common_options(CLI::App& app, common_options& options);
 // Adds --bind, --port, --threads to `app`; `options` holds the defaults shown by --help.
 void add_server_options(CLI::App& app, server_options& options);
 
+// --max-line, as the line-based servers take it: the longest line, in bytes before '\n'.
+void add_max_line_option(CLI::App& app, std::size_t& max_line);
+
+// --demo for a server: the server plus scripted clients in this process. A demo binds a free
+// port unless --port was given, so it never collides with a server already running.
+void add_demo_flag(CLI::App& app, bool& demo, server_options& server);
+
 // Accepts an IPv4 or IPv6 literal (what --bind takes).
 extern const CLI::Validator ip_address;
 

@@ -28,12 +28,9 @@ int main(int argc, char** argv) {
                              descriptor_reserve))
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_flag("--demo", demo,
-               "Run the server and a few scripted clients in this process, print what happens, "
-               "and exit (port 0 unless --port is given)");
+  add_demo_flag(app, demo, server);
 
   return run_program(app, common, argc, argv, [&] {
-    if (demo && app.count("--port") == 0) server.port = 0;
     // Created before the runtime and destroyed after it: a session that a forced stop leaves
     // behind is destroyed with the runtime, and still counts its close before the total.
     counter::server counting(counter::print_to_stdout());

@@ -21,17 +21,10 @@ int main(int argc, char** argv) {
                  "Lines a connection may have read but not yet written back (backpressure bound)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
-  app.add_option("--max-line", limits.max_line,
-                 "Longest line accepted, in bytes before '\\n'; a longer one gets an error line "
-                 "and the connection is closed")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
-      ->capture_default_str();
-  app.add_flag("--demo", demo,
-               "Run the server and a few scripted clients in this process, print the "
-               "conversation, and exit (port 0 unless --port is given)");
+  add_max_line_option(app, limits.max_line);
+  add_demo_flag(app, demo, server);
 
   return run_program(app, common, argc, argv, [&] {
-    if (demo && app.count("--port") == 0) server.port = 0;
     runtime rt(server.threads);
     auto acceptor = open_listener(rt.context(), server.bind, server.port);
     const auto local = acceptor.local_endpoint();
