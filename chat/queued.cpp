@@ -87,8 +87,9 @@ class session : public std::enable_shared_from_this<session> {
           // Fairness: one read may bring hundreds of lines, and handing them out does not
           // suspend. Without a yield, a burst from every sender fills every outbox before any
           // writer runs, and clients that do read would be dropped as too slow. Yielding after
-          // each line lets writers drain between lines, so an outbox only overflows for a client
-          // that really stopped reading. (One post per line; a batch would be cheaper.)
+          // each line lets writers drain between lines, so outboxes stay far shorter in a
+          // burst (a room of busy senders still wants a large --outbox). One post per line; a
+          // batch would be cheaper: the benchmark issue will tell.
           if (more && input_.buffered() > 0) {
             co_await asio::post(socket_.get_executor(), asio::use_awaitable);
           }
