@@ -4,6 +4,8 @@
 #include "common/log.hpp"
 #include "common/spawn.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -23,7 +25,11 @@ class demo_client {
   demo_client(std::string label, const asio::any_io_executor& executor)
       : label_(std::move(label)), socket_(executor) {}
 
-  asio::awaitable<void> connect(tcp::endpoint server) {
+  asio::awaitable<void> connect(tcp::endpoint server, int receive_buffer = 0) {
+    if (receive_buffer > 0) {  // a small window, so that a client that stops reading is full fast
+      socket_.open(server.protocol());
+      socket_.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
+    }
     co_await socket_.async_connect(server, use_awaitable);
     print("{:<6} connects from {}", label_, socket_.local_endpoint());
   }
@@ -32,6 +38,33 @@ class demo_client {
     print("{:<6} sends    {:?}", label_, line);
     line.push_back('\n');
     co_await asio::async_write(socket_, asio::buffer(line), use_awaitable);
+  }
+
+  // Sends `bytes` without printing them (a flood). Not awaited by the demo: with the lesson's
+  // design the server may stop reading this client for good.
+  static asio::awaitable<void> flood(demo_client& from, std::string bytes) {
+    co_await asio::async_write(from.socket_, asio::buffer(bytes),
+                               asio::as_tuple(use_awaitable));
+  }
+
+  // Counts the lines that arrive within `patience` and the one notice that matters here.
+  asio::awaitable<void> count_lines(std::chrono::milliseconds patience, std::string_view prefix,
+                                    int expected, std::string_view left_notice) {
+    int got = 0;
+    bool saw_left = false;
+    asio::steady_timer deadline(socket_.get_executor(), patience);
+    deadline.async_wait([this](boost::system::error_code error) {
+      if (!error) input_.end_input();  // stop waiting: whatever came, came
+    });
+    while (got < expected || !saw_left) {
+      auto result = co_await input_.read_line(socket_);
+      if (result.status != line_status::complete) break;
+      if (result.text.starts_with(prefix)) ++got;
+      if (result.text.starts_with(left_notice)) saw_left = true;
+    }
+    deadline.cancel();
+    print("{:<6} received {} of {} flood lines{}", label_, got, expected,
+          saw_left ? fmt::format(", and {:?}", left_notice) : std::string());
   }
 
   // Reads `count` lines, printing each.
@@ -53,6 +86,10 @@ class demo_client {
   tcp::socket socket_;
   line_reader input_{default_max_line};
 };
+
+// Enough to fill dan's socket buffers (a few MiB on loopback) and then its outbox.
+constexpr int flood_lines = 8000;
+constexpr std::size_t flood_width = 1000;
 
 asio::awaitable<void> play(runtime& rt, tcp::endpoint server) {
   const auto executor = co_await asio::this_coro::executor;
@@ -89,6 +126,21 @@ asio::awaitable<void> play(runtime& rt, tcp::endpoint server) {
   co_await bob.receive();  // the server closes bob's connection
   co_await ann.receive();  // * bob left
   co_await cy.receive();
+
+  // Act two: a client that stops reading. The queued design disconnects it and the others carry
+  // on; the lesson's design waits for it, and the whole room stalls.
+  demo_client dan("dan", executor);
+  co_await dan.connect(server, 4096);
+  for (auto* c : {&ann, &cy}) co_await c->receive();  // * ... joined
+  co_await dan.send("/nick dan");
+  for (auto* c : {&ann, &cy, &dan}) co_await c->receive();
+  print("dan    stops reading; ann sends {} lines of {} bytes at once", flood_lines, flood_width);
+  std::string lines;
+  for (int i = 0; i < flood_lines; ++i) {
+    lines += fmt::format("flood {:05} {}\n", i, std::string(flood_width - 12, 'f'));
+  }
+  spawn(executor, demo_client::flood(ann, std::move(lines)), "demo flood");
+  co_await cy.count_lines(std::chrono::seconds(5), "ann: flood", flood_lines, "* dan left");
   print("demo done: stopping the server");
   rt.request_stop();
 }

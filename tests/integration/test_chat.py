@@ -441,3 +441,11 @@ class ChatTest(ServerTestCase):
                 self.assertIn('bob    receives "ann: hello, room"', out)
                 self.assertIn('receives "* cy is now carol"', out)
                 self.assertIn("demo done", out)
+                # Act two, the walkthrough's point: dan stops reading while ann floods.
+                flood = re.search(r"^cy     received (\d+) of 8000 flood lines(.*)$", out, re.M)
+                self.assertIsNotNone(flood, out)
+                if design == "queued":  # dan is dropped, cy gets everything
+                    self.assertEqual(flood.group(1), "8000", out)
+                    self.assertEqual(flood.group(2), ', and "* dan left"', out)
+                else:  # the room stalls behind dan
+                    self.assertLess(int(flood.group(1)), 8000, out)
