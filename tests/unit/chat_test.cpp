@@ -7,6 +7,7 @@
 #include "common/line_reader.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -158,13 +159,7 @@ class chat_fixture {
   }
 
   void run(asio::awaitable<void> client) {
-    std::exception_ptr failure;
-    asio::co_spawn(rt_.context(), std::move(client), [&](std::exception_ptr e) {
-      failure = e;
-      rt_.request_stop();
-    });
-    BOOST_TEST(rt_.run() == 0);
-    if (failure) std::rethrow_exception(failure);
+    testing::run_client_then_stop(rt_, std::move(client));
   }
 
   tcp::endpoint server() const { return server_; }
@@ -190,9 +185,8 @@ struct test_client {
 };
 
 asio::awaitable<test_client> connect(tcp::endpoint server) {
-  tcp::socket socket(co_await asio::this_coro::executor);
-  co_await socket.async_connect(server, use_awaitable);
-  co_return test_client{std::move(socket)};
+  auto socket = co_await testing::connect_to(server);  // not inside the braces: GCC 12
+  co_return test_client{std::move(socket)};             // miscompiles co_await there
 }
 
 asio::awaitable<void> three_clients(tcp::endpoint server) {

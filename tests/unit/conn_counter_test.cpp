@@ -4,6 +4,7 @@
 #include "conn_counter/server.hpp"
 
 #include "common/listener.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -130,11 +131,7 @@ class client_pool {
   std::exception_ptr failure_;
 };
 
-asio::awaitable<tcp::socket> connect(tcp::endpoint address) {
-  tcp::socket socket(co_await asio::this_coro::executor);
-  co_await socket.async_connect(address, use_awaitable);
-  co_return socket;
-}
+using netlab::testing::connect_to;
 
 // Writes `sent`, reads as many bytes back, and returns them.
 asio::awaitable<std::string> echo(tcp::socket& socket, const std::string& sent) {
@@ -250,7 +247,7 @@ void connect_many_and_check_every_line(unsigned server_threads, std::uint64_t to
     clients.spawn([](tcp::endpoint address, unsigned first, std::uint64_t count,
                      std::atomic<int>& mismatches) -> asio::awaitable<void> {
       for (std::uint64_t i = first; i < count; i += workers) {
-        auto socket = co_await connect(address);
+        auto socket = co_await connect_to(address);
         // Different sizes, some above one read, so that echoes come back in several pieces.
         const auto sent = fmt::format("client {} ", i) +
                           std::string(i * 37 % 40000, static_cast<char>('a' + i % 26));
@@ -297,11 +294,11 @@ BOOST_AUTO_TEST_CASE(resets_and_half_closes_count_as_one_close_each) {
   client_pool clients;
   clients.spawn([](tcp::endpoint address) -> asio::awaitable<void> {
     {
-      auto silent = co_await connect(address);
+      auto silent = co_await connect_to(address);
       co_await leave(silent, goodbye::reset);
     }
     {
-      auto flooding = co_await connect(address);
+      auto flooding = co_await connect_to(address);
       // Sends without reading until both sides' socket buffers are full and the server's write
       // waits (the write stalls: 300 ms is plenty), then resets.
       const std::string flood(64 << 20, 'f');
@@ -311,7 +308,7 @@ BOOST_AUTO_TEST_CASE(resets_and_half_closes_count_as_one_close_each) {
       co_await leave(flooding, goodbye::reset);
     }
     {
-      auto leaving = co_await connect(address);
+      auto leaving = co_await connect_to(address);
       const std::string parting(100000, 'p');
       co_await asio::async_write(leaving, asio::buffer(parting), use_awaitable);
       leaving.shutdown(tcp::socket::shutdown_send);
@@ -337,7 +334,7 @@ BOOST_AUTO_TEST_CASE(the_cap_holds_and_each_close_lets_one_more_in) {
     // All five connect: the kernel completes the handshake for connections in the backlog. The
     // backlog is first in, first out, so the first three are the ones accepted.
     std::vector<tcp::socket> sockets;
-    for (int i = 0; i < 5; ++i) sockets.push_back(co_await connect(address));
+    for (int i = 0; i < 5; ++i) sockets.push_back(co_await connect_to(address));
     for (int i = 0; i < 3; ++i) BOOST_TEST(co_await echo(sockets[i], "served") == "served");
     for (int i = 3; i < 5; ++i) {
       co_await asio::async_write(sockets[i], asio::buffer(std::string("waiting")), use_awaitable);
@@ -376,9 +373,9 @@ BOOST_AUTO_TEST_CASE(shutdown_closes_idle_and_stalled_connections_and_counts_the
   std::vector<tcp::socket> sockets;  // destroyed before `clients`, whose io_context they use
   clients.spawn([](tcp::endpoint address, std::vector<tcp::socket>& held)
                     -> asio::awaitable<void> {
-    for (int i = 0; i < 10; ++i) held.push_back(co_await connect(address));
+    for (int i = 0; i < 10; ++i) held.push_back(co_await connect_to(address));
     // And one that floods without reading, so that the server is stuck in a write at the stop.
-    held.push_back(co_await connect(address));
+    held.push_back(co_await connect_to(address));
     const std::string flood(64 << 20, 'f');
     asio::steady_timer stall(co_await asio::this_coro::executor, 300ms);
     co_await (asio::async_write(held.back(), asio::buffer(flood), use_awaitable) ||

@@ -5,6 +5,7 @@
 #include "common/line_reader.hpp"
 #include "common/listener.hpp"
 #include "common/spawn.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/read.hpp>
@@ -37,13 +38,7 @@ class echo_fixture {
 
   // Runs `client` to its end, then shuts the server down; rethrows what the client threw.
   void run(asio::awaitable<void> client) {
-    std::exception_ptr failure;
-    asio::co_spawn(rt_.context(), std::move(client), [&](std::exception_ptr e) {
-      failure = e;
-      rt_.request_stop();
-    });
-    BOOST_TEST(rt_.run() == 0);
-    if (failure) std::rethrow_exception(failure);
+    testing::run_client_then_stop(rt_, std::move(client));
   }
 
   runtime& rt() { return rt_; }
@@ -55,11 +50,7 @@ class echo_fixture {
   tcp::endpoint server_;
 };
 
-asio::awaitable<tcp::socket> connect(tcp::endpoint server) {
-  tcp::socket socket(co_await asio::this_coro::executor);
-  co_await socket.async_connect(server, use_awaitable);
-  co_return socket;
-}
+using testing::connect_to;
 
 // Everything the server sends until it closes.
 asio::awaitable<std::string> read_to_end(tcp::socket& socket) {
@@ -77,7 +68,7 @@ BOOST_AUTO_TEST_SUITE(echo_session, *boost::unit_test::timeout(20))
 BOOST_AUTO_TEST_CASE(lines_come_back_in_order_then_the_unterminated_rest) {
   echo_fixture fixture;
   fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
-    auto socket = co_await connect(server);
+    auto socket = co_await connect_to(server);
     const auto sent = "one\r\n\0two\xff\nthree\nno newline"s;
     co_await asio::async_write(socket, asio::buffer(sent), use_awaitable);
     socket.shutdown(tcp::socket::shutdown_send);
@@ -90,7 +81,7 @@ BOOST_AUTO_TEST_CASE(many_lines_and_slow_reading_lose_nothing) {
   // backpressure and the gathered writes.
   echo_fixture fixture({.queue = 4, .max_line = 1000});
   fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
-    auto socket = co_await connect(server);
+    auto socket = co_await connect_to(server);
     std::string sent;
     for (int i = 0; i < 20000; ++i) sent += fmt::format("line {} {}\n", i, std::string(i % 97, 'p'));
     co_await asio::async_write(socket, asio::buffer(sent), use_awaitable);
@@ -104,8 +95,8 @@ BOOST_AUTO_TEST_CASE(many_lines_and_slow_reading_lose_nothing) {
 BOOST_AUTO_TEST_CASE(an_overlong_line_gets_the_error_line_and_a_close) {
   echo_fixture fixture({.queue = 8, .max_line = 100});
   fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
-    auto polite = co_await connect(server);
-    auto rude = co_await connect(server);
+    auto polite = co_await connect_to(server);
+    auto rude = co_await connect_to(server);
     const std::string fits = std::string(100, 'a') + "\n";
     co_await asio::async_write(rude, asio::buffer(fits + std::string(101, 'b') + "\nnever\n"),
                                use_awaitable);
@@ -120,7 +111,7 @@ BOOST_AUTO_TEST_CASE(an_overlong_line_gets_the_error_line_and_a_close) {
 BOOST_AUTO_TEST_CASE(shutdown_writes_back_what_was_read_then_closes) {
   echo_fixture fixture;
   fixture.run([](tcp::endpoint server, runtime& rt) -> asio::awaitable<void> {
-    auto socket = co_await connect(server);
+    auto socket = co_await connect_to(server);
     const std::string sent = "read before the stop\n";
     co_await asio::async_write(socket, asio::buffer(sent), use_awaitable);
     // Wait for the echo, so the server has surely read the line; then stop the server while
@@ -136,9 +127,9 @@ BOOST_AUTO_TEST_CASE(shutdown_writes_back_what_was_read_then_closes) {
 BOOST_AUTO_TEST_CASE(a_client_reset_ends_only_its_own_session) {
   echo_fixture fixture({}, 1);
   fixture.run([](tcp::endpoint server) -> asio::awaitable<void> {
-    auto survivor = co_await connect(server);
+    auto survivor = co_await connect_to(server);
     {
-      auto quitter = co_await connect(server);
+      auto quitter = co_await connect_to(server);
       co_await asio::async_write(quitter, asio::buffer(std::string("half a li")), use_awaitable);
       quitter.set_option(asio::socket_base::linger(true, 0));  // close() sends a reset
     }
@@ -159,7 +150,7 @@ BOOST_AUTO_TEST_CASE(a_reset_while_the_writer_is_blocked_ends_the_session) {
   echo_fixture fixture({.queue = 2, .max_line = 1000}, 2);
   fixture.run([](tcp::endpoint server, runtime& rt) -> asio::awaitable<void> {
     {
-      auto flooder = co_await connect(server);
+      auto flooder = co_await connect_to(server);
       std::string lines;
       for (int i = 0; i < 64; ++i) lines += std::string(999, 'l') + "\n";
       // Send until the kernel buffers on both sides are full (flow control), bounded at 64 MiB.
