@@ -1,0 +1,3 @@
+module netlab/bench/peers/go
+
+go 1.19
