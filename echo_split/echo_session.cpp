@@ -89,6 +89,10 @@ class session : public std::enable_shared_from_this<session> {
   // Sends one message to the writer, waiting while the channel is full (the backpressure).
   // False when the writer has stopped and nobody will take it.
   asio::awaitable<bool> queue(std::optional<std::string> line) {
+    // The common case first, without suspending: a co_await'ed send that has room still
+    // completes through the scheduler, and the writer would run between every two lines of one
+    // read (one write per line). try_send leaves `line` untouched when it fails.
+    if (lines_.try_send(error_code{}, std::move(line))) co_return true;
     auto [error] = co_await lines_.async_send(error_code{}, std::move(line),
                                               asio::as_tuple(asio::use_awaitable));
     co_return !error;
