@@ -34,7 +34,7 @@ struct server_options {
   unsigned threads = 1;
 };
 
-// The default for --threads: one per core.
+// The default for --threads: one per core this process may run on (its CPU affinity).
 unsigned default_thread_count();
 
 // Adds --log-level and --version to `app`.

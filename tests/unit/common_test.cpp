@@ -10,6 +10,8 @@
 #include <boost/test/unit_test.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <sched.h>
+
 #include <sstream>
 
 #include <cstring>
@@ -181,6 +183,25 @@ BOOST_AUTO_TEST_CASE(good_options_run_and_startup_errors_exit_1) {
   char* argv[] = {name};
   BOOST_TEST(run_program(app, common, 1, argv, []() -> int { throw startup_error("no"); }) ==
              exit_runtime_failure);
+}
+
+BOOST_AUTO_TEST_CASE(default_threads_follow_the_cores_this_process_may_use) {
+  cpu_set_t saved;
+  BOOST_TEST_REQUIRE(sched_getaffinity(0, sizeof saved, &saved) == 0);
+  BOOST_TEST(default_thread_count() == static_cast<unsigned>(CPU_COUNT(&saved)));
+  // As under `taskset -c N`: one allowed core, one thread.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &saved)) {
+      CPU_SET(cpu, &one);
+      break;
+    }
+  }
+  BOOST_TEST_REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+  const auto pinned = default_thread_count();
+  BOOST_TEST_REQUIRE(sched_setaffinity(0, sizeof saved, &saved) == 0);
+  BOOST_TEST(pinned == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
