@@ -86,11 +86,11 @@ class session : public std::enable_shared_from_this<session> {
           more = handle(strip_line_ending(result.text));
           // Fairness: one read may bring hundreds of lines, and handing them out does not
           // suspend. Without a yield, a burst from every sender fills every outbox before any
-          // writer runs, and clients that do read would be dropped as too slow. Yielding after
-          // each line lets writers drain between lines, so outboxes stay far shorter in a
-          // burst (a room of busy senders still wants a large --outbox). One post per line; a
-          // batch would be cheaper: the benchmark issue will tell.
-          if (more && input_.buffered() > 0) {
+          // writer runs, and clients that do read would be dropped as too slow. Yielding every
+          // `yield_every` lines lets writers drain in between; yielding after every line cost
+          // one scheduler round per line (chat ran 0.9 M deliveries/s instead of 1.7 M).
+          if (more && input_.buffered() > 0 && ++lines_since_yield_ == yield_every) {
+            lines_since_yield_ = 0;
             co_await asio::post(socket_.get_executor(), asio::use_awaitable);
           }
           break;
@@ -114,6 +114,10 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   // One line from the client; false when it asked to quit.
+  // The reader's fairness step (see reader()): lines handed out between two yields.
+  static constexpr unsigned yield_every = 16;
+  unsigned lines_since_yield_ = 0;  // the reader's own count
+
   bool handle(std::string_view line) {
     const auto cmd = parse_line(line);
     switch (cmd.kind) {
@@ -160,6 +164,9 @@ class session : public std::enable_shared_from_this<session> {
           co_return;
         }
         co_await outbox_->wait();
+        // Let the readers that are running now finish their batch before this writer takes:
+        // one write then carries many lines (a system call costs more than a line's work).
+        co_await asio::post(socket_.get_executor(), asio::use_awaitable);
         continue;
       }
       buffers.clear();
