@@ -37,8 +37,9 @@ ECHO_SERVERS = (netlab("echo_split"), TOKIO_ECHO, GO_ECHO, SOCAT_ECHO, EPOLL_ECH
 
 CONN_SERVERS = (netlab("conn_counter"), peer("tokio conn_counter", "tokio_conn_counter"),
                 GO_ECHO, EPOLL_ECHO)
-HOLD_SERVERS = (netlab("echo_split"), netlab("conn_counter"), TOKIO_ECHO,
-                peer("tokio conn_counter", "tokio_conn_counter"), GO_ECHO, EPOLL_ECHO)
+TOKIO_COUNTER = peer("tokio conn_counter", "tokio_conn_counter")
+HOLD_ECHO_SERVERS = (netlab("echo_split"), TOKIO_ECHO, GO_ECHO, EPOLL_ECHO)
+HOLD_COUNTER_SERVERS = (netlab("conn_counter"), TOKIO_COUNTER)
 
 CHAT_SERVERS = (
     netlab("chat"),
@@ -101,6 +102,8 @@ P50 = Figure("p50_us", "p50 µs", "lower")
 P99 = Figure("p99_us", "p99 µs", "lower")
 ERRORS = Figure("errors", "errors", "lower")
 DELIVERIES = Figure("deliveries_per_s", "deliveries/s", "higher")
+HOLD_FIGURES = (Figure("kib_per_conn", "resident KiB/connection", "lower"),
+                Figure("held", "held", "higher"), Figure("errors", "errors", "lower"))
 CPU_DELIVERY = Figure("server_cpu_us_per_delivery", "server CPU µs/delivery", "lower")
 
 
@@ -135,11 +138,13 @@ def all_workloads(quick):
                   P50, P99, ERRORS),
                  (Target("conns_per_s", "tokio conn_counter", ">=", 1.0),
                   Target("server_cpu_us_per_conn", "tokio conn_counter", "<=", 0.8)), 10),
-        Workload("hold_10000", "hold", f"{held} idle connections: server memory",
-                 HOLD_SERVERS, ["hold", "--conns", held, "--seconds", 2],
-                 (Figure("kib_per_conn", "resident KiB/connection", "lower"),
-                  Figure("held", "held", "higher"), ERRORS),
+        Workload("hold_echo_split", "hold", f"echo_split: {held} idle connections, server memory",
+                 HOLD_ECHO_SERVERS, ["hold", "--conns", held, "--seconds", 2], HOLD_FIGURES,
                  (Target("kib_per_conn", "tokio echo_split", "<=", 0.8),), 5),
+        Workload("hold_conn_counter", "hold",
+                 f"conn_counter: {held} idle connections, server memory",
+                 HOLD_COUNTER_SERVERS, ["hold", "--conns", held, "--seconds", 2], HOLD_FIGURES,
+                 (Target("kib_per_conn", "tokio conn_counter", "<=", 0.8),), 5),
         Workload("chat_10", "chat", "chat: 10 clients, 10 senders, full speed", CHAT_SERVERS,
                  chat(10, "--rate", 0), (DELIVERIES, CPU_DELIVERY, P50, P99, ERRORS),
                  (Target("deliveries_per_s", "best peer", ">=", 1.0),

@@ -11,6 +11,7 @@
 
 #include "common/log.hpp"
 #include "common/spawn.hpp"
+#include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -42,7 +43,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void start(shutdown_coordinator& shutdown) {
-    // The overflow callback runs on a broadcaster's thread: it only posts to this strand.
+    // The overflow callback runs on a broadcaster's thread: it only posts to this session's executor.
     outbox_ = std::make_shared<outbox>(socket_.get_executor(), outbox_limit_,
                                        [weak = weak_from_this()] {
                                          if (auto self = weak.lock()) {
@@ -172,8 +173,7 @@ class session : public std::enable_shared_from_this<session> {
       buffers.clear();
       for (const auto& m : batch) buffers.push_back(asio::buffer(*m));
       writing_ = true;
-      auto [error, written] =
-          co_await asio::async_write(socket_, buffers, asio::as_tuple(asio::use_awaitable));
+      const auto error = co_await write_all(socket_, buffers);
       writing_ = false;
       if (error) {
         if (too_slow_) break;  // disconnect_slow() cancelled this write
@@ -204,7 +204,7 @@ class session : public std::enable_shared_from_this<session> {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
   }
 
-  // On this strand, after a push found the outbox full: abort the write that is stuck on the
+  // On this session's thread, after a push found the outbox full: abort the write that is stuck on the
   // client's full buffers, so the writer can give up on it.
   void disconnect_slow() {
     if (too_slow_) return;  // the writer found out first and is already saying goodbye
@@ -235,7 +235,7 @@ class session : public std::enable_shared_from_this<session> {
     input_.end_input();
   }
 
-  tcp::socket socket_;           // shared by reader and writer, on this session's strand
+  tcp::socket socket_;           // shared by reader and writer, on this session's thread
   std::shared_ptr<room> room_;   // shared by every session; outlives them all
   std::shared_ptr<outbox> outbox_;  // pushed to by every broadcaster, drained by our writer
   line_reader input_;

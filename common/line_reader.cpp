@@ -82,6 +82,14 @@ asio::awaitable<line_result> line_reader::read_line(asio::ip::tcp::socket& socke
       }
       co_return line_result{line_status::end_of_input, {}, {}};
     }
+    if (!storage_) {
+      // An idle connection costs no buffer: wait until bytes (or the end) arrive, then allocate.
+      auto [wait_error] = co_await socket.async_wait(
+          asio::ip::tcp::socket::wait_read,
+          asio::bind_cancellation_slot(stop_reading_.slot(), asio::as_tuple(asio::use_awaitable)));
+      if (wait_error == asio::error::operation_aborted && input_ended_) continue;  // end_input()
+      if (wait_error) co_return line_result{line_status::failed, {}, wait_error};
+    }
     auto space = prepare();
     auto [error, bytes_read] = co_await socket.async_read_some(
         asio::buffer(space.data(), space.size()),

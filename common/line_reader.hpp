@@ -49,7 +49,7 @@ class line_reader {
 
   // Reads nothing more from the socket (a pending read is cancelled): the complete lines already
   // buffered are still handed out, then end_of_input. An unfinished line is not a line yet: it
-  // stays behind (see buffered()). Call it on the socket's strand. This is how a session stops
+  // stays behind (see buffered()). Call it on the socket's executor. This is how a session stops
   // reading at shutdown without cancelling its writer's write on the same socket.
   void end_input();
 
@@ -65,7 +65,7 @@ class line_reader {
 
  private:
   std::size_t max_line_;
-  std::unique_ptr<char[]> storage_;  // allocated on the first read, never zero-filled
+  std::unique_ptr<char[]> storage_;  // allocated when the first bytes arrive, never zero-filled
   std::size_t capacity_ = 0;
   std::size_t begin_ = 0;    // first byte not yet handed out
   std::size_t end_ = 0;      // one past the last byte read

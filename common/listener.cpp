@@ -10,6 +10,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace netlab {
@@ -85,13 +86,14 @@ void connection_slot::give_back() {
   if (wake) asio::post(owner->acceptor.get_executor(), [owner] { owner->pause.cancel(); });
 }
 
-std::size_t descriptor_connection_limit() {
+std::size_t descriptor_connection_limit(unsigned threads) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
     return no_connection_cap;
   }
   const auto descriptors = static_cast<std::size_t>(limit.rlim_cur);
-  return descriptors > descriptor_reserve ? descriptors - descriptor_reserve : 1;
+  const auto reserve = descriptor_reserve + descriptors_per_thread * (std::max(threads, 1u) - 1);
+  return descriptors > reserve ? descriptors - reserve : 1;
 }
 
 namespace {
@@ -118,7 +120,7 @@ bool out_of_resources(const boost::system::error_code& error) {
 
 // The loop holds the listener's membership in the shutdown: it leaves when the loop ends, not
 // when the state does (slots keep the state alive until the last session has ended).
-asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, asio::io_context& io,
+asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& rt,
                                   std::function<void(accepted_connection)> make_session,
                                   shutdown_coordinator::membership) {
   bool exhausted = false;     // out of descriptors, and said so once
@@ -143,8 +145,9 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, asio::io_
       }
     }
     tcp::endpoint peer;
+    // The connection lives on the next thread's io_context, from accept to close.
     auto [error, socket] = co_await state->acceptor.async_accept(
-        asio::make_strand(io), peer, asio::as_tuple(asio::use_awaitable));
+        rt.next_context().get_executor(), peer, asio::as_tuple(asio::use_awaitable));
     if (!error) {
       if (exhausted) {
         spdlog::info("accepting again");
@@ -194,7 +197,7 @@ void start_accepting(runtime& rt, tcp::acceptor acceptor, std::size_t max_connec
     }
   });
   spawn(executor,
-        accept_loop(std::move(state), rt.context(), std::move(make_session), std::move(membership)),
+        accept_loop(std::move(state), rt, std::move(make_session), std::move(membership)),
         "accept loop");
 }
 

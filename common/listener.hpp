@@ -23,8 +23,8 @@ inline constexpr std::chrono::milliseconds accept_retry_delay{100};
 boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& io, const std::string& bind,
                                              std::uint16_t port);
 
-// Called once per accepted connection, on no particular thread; the socket runs on a strand of
-// its own, with TCP_NODELAY already set.
+// Called once per accepted connection, on no particular thread; the socket runs on one thread's
+// io_context (its handlers never run in parallel), with TCP_NODELAY already set.
 using session_factory = std::function<void(boost::asio::ip::tcp::socket)>;
 
 // Starts the accept loop as a member of the runtime's shutdown: a stop request closes the
@@ -59,7 +59,7 @@ class connection_slot {
 };
 
 struct accepted_connection {
-  boost::asio::ip::tcp::socket socket;  // on a strand of its own, TCP_NODELAY set
+  boost::asio::ip::tcp::socket socket;  // on one thread's io_context, TCP_NODELAY set
   boost::asio::ip::tcp::endpoint peer;  // as accept() reported it: known even after a reset
   connection_slot slot;                 // keep it for as long as the socket is open
 };
@@ -67,13 +67,16 @@ struct accepted_connection {
 inline constexpr std::size_t no_connection_cap = std::numeric_limits<std::size_t>::max();
 
 // Descriptors kept free for the process itself when the cap comes from the descriptor limit:
-// stdin/out/err, the io_context's epoll, eventfd and timerfd, the signal pipe and the acceptor
-// take 9; the rest is room for what a library opens now and then (a resolver, a log file).
+// stdin/out/err, the first io_context's epoll, eventfd and timerfd, the signal pipe and the
+// acceptor take 9; the rest is room for what a library opens now and then (a resolver, a log
+// file). Every further runtime thread adds descriptors_per_thread (its io_context's own three).
 inline constexpr std::size_t descriptor_reserve = 16;
+inline constexpr std::size_t descriptors_per_thread = 3;
 
-// The default for --max-connections: the soft RLIMIT_NOFILE less descriptor_reserve (at least 1;
-// no_connection_cap when unlimited). Each connection costs one descriptor, its socket.
-std::size_t descriptor_connection_limit();
+// The default for --max-connections with `threads` runtime threads: the soft RLIMIT_NOFILE less
+// the reserve (at least 1; no_connection_cap when unlimited). Each connection costs one
+// descriptor, its socket.
+std::size_t descriptor_connection_limit(unsigned threads);
 
 // Like start_accepting above, but at most `max_connections` connections are open at once: at
 // the cap the loop stops accepting (new connections wait in the kernel's listen backlog, their

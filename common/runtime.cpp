@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -13,12 +14,27 @@ namespace netlab {
 
 namespace asio = boost::asio;
 
+namespace {
+
+std::vector<std::unique_ptr<asio::io_context>> make_contexts(unsigned threads) {
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  for (unsigned i = 0; i < std::max(threads, 1u); ++i) {
+    // The hint: one thread runs it, so work posted from that thread goes to a private queue
+    // instead of the shared, locked one.
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    // Open its epoll, eventfd and timerfd now rather than at its first connection (a timer's
+    // service starts the reactor): an idle server's descriptor count is then fixed from the
+    // start, which the connection cap's arithmetic and descriptor-leak checks rely on.
+    asio::steady_timer opens_the_reactor(*contexts.back());
+  }
+  return contexts;
+}
+
+}  // namespace
+
 runtime::runtime(unsigned threads)
-    : threads_(threads == 0 ? 1 : threads),
-      // The hint tells Asio how many threads run it; with 1, work posted from that thread
-      // goes to a private queue instead of the shared, locked one.
-      io_(static_cast<int>(threads_)),
-      control_(asio::make_strand(io_)),
+    : contexts_(make_contexts(threads)),
+      control_(asio::make_strand(context())),
       signals_(control_, SIGINT, SIGTERM),
       deadline_(control_) {
   shutdown_.on_all_finished([this] {
@@ -27,8 +43,17 @@ runtime::runtime(unsigned threads)
       if (!running_) return;
       signals_.cancel();
       deadline_.cancel();
+      keep_alive_.clear();  // the other threads' run() return once their last handler has run
     });
   });
+}
+
+asio::io_context& runtime::next_context() {
+  return *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+}
+
+void runtime::stop_now() {
+  for (auto& context : contexts_) context->stop();
 }
 
 void runtime::request_stop() {
@@ -40,7 +65,7 @@ void runtime::wait_for_signal() {
     if (error) return;  // cancelled: shutdown has completed
     if (stopping_) {
       spdlog::warn("second signal ({}): stopping now", signal);
-      io_.stop();
+      stop_now();
       return;
     }
     begin_stop(signal == SIGINT ? "SIGINT" : "SIGTERM");
@@ -57,7 +82,7 @@ void runtime::begin_stop(const char* reason) {
     if (error) return;  // cancelled: everyone finished in time
     spdlog::warn("{} still open after {} ms: closing them", shutdown_.members(),
                  graceful_stop_limit.count());
-    io_.stop();
+    stop_now();
   });
   shutdown_.request_stop();  // step 2: tell
 }
@@ -67,10 +92,16 @@ int runtime::run() {
     running_ = true;
     wait_for_signal();
   });
-  std::vector<std::jthread> helpers;
-  for (unsigned i = 1; i < threads_; ++i) helpers.emplace_back([this] { io_.run(); });
-  io_.run();
-  helpers.clear();  // joins
+  for (std::size_t i = 1; i < contexts_.size(); ++i) {
+    keep_alive_.emplace_back(contexts_[i]->get_executor());
+  }
+  std::vector<std::jthread> others;
+  for (std::size_t i = 1; i < contexts_.size(); ++i) {
+    others.emplace_back([&context = *contexts_[i]] { context.run(); });
+  }
+  context().run();
+  others.clear();  // joins
+  keep_alive_.clear();  // after a forced stop, the shutdown's own release did not run
   running_ = false;
   // Sessions a forced stop left behind are destroyed with the io_context; they leave the
   // coordinator then, and nothing must be posted to an io_context that is going away.

@@ -1,4 +1,12 @@
-// The runtime every netlab program runs on: one io_context, N threads, and the shutdown steps.
+// The runtime every netlab program runs on: N threads, each running an io_context of its own,
+// and the shutdown steps.
+//
+// Why one io_context per thread rather than one shared by N threads: a connection lives on one
+// thread from accept to close, so its handlers need no strand (no lock, no hand-over between
+// threads), and a thread never wakes another to run work it posted itself. Threads still share
+// what the exercises share on purpose (chat's room, conn_counter's atomics) through the same
+// mutexes and atomics as before. The first io_context also runs the runtime's own work: signals,
+// listeners, the shutdown steps.
 //
 // Shutdown, in the order it happens:
 //   1. detect  - SIGINT or SIGTERM arrives (or `request_stop()` is called, as --demo does);
@@ -13,10 +21,14 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <vector>
 
 namespace netlab {
 
@@ -27,7 +39,12 @@ class runtime {
  public:
   explicit runtime(unsigned threads);
 
-  boost::asio::io_context& context() { return io_; }
+  // The runtime's own io_context (signals, listeners, the shutdown steps; with one thread,
+  // everything).
+  boost::asio::io_context& context() { return *contexts_.front(); }
+
+  // Where the next connection runs: every thread's io_context in turn. Safe from any thread.
+  boost::asio::io_context& next_context();
   shutdown_coordinator& shutdown() { return shutdown_; }
 
   // Step 1 without a signal. Safe from any thread.
@@ -40,12 +57,17 @@ class runtime {
  private:
   void wait_for_signal();
   void begin_stop(const char* reason);
+  void stop_now();  // the second signal, or the graceful limit passed
 
   // Declared first so that it outlives the io_context: sessions destroyed with pending handlers
   // still leave the coordinator.
   shutdown_coordinator shutdown_;
-  unsigned threads_;
-  boost::asio::io_context io_;
+  // One per thread; created with the runtime, so that connections can be placed before run().
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::atomic<std::size_t> next_context_{0};  // next_context()'s turn
+  // Keeps the other threads' io_contexts running while they have no connection; released when
+  // shutdown completes (touched only on control_, and by run() before and after the threads).
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> keep_alive_;
   // The runtime's own handlers (signals, deadline) run on this strand, whatever N is.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
   boost::asio::signal_set signals_;

@@ -2,13 +2,14 @@
 
 #include "common/log.hpp"
 #include "common/spawn.hpp"
+#include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <memory>
+#include <vector>
 
 namespace netlab::counter {
 
@@ -59,8 +60,8 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
                       read_error.message());
         co_return;
       }
-      auto [write_error, written] = co_await asio::async_write(
-          socket, asio::buffer(buffer.get(), bytes_read), asio::as_tuple(asio::use_awaitable));
+      std::vector<asio::const_buffer> echo{asio::buffer(buffer.get(), bytes_read)};
+      const auto write_error = co_await write_all(socket, echo);
       if (write_error) {
         spdlog::debug("#{} {} write: {}", self->counted_.number(), self->peer_,
                       write_error.message());
@@ -87,7 +88,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
   shutdown_coordinator::membership membership_;
   connection_slot slot_;
   counted_connection counted_;
-  tcp::socket socket_;  // used only by echo() and stop_reading(), both on its strand
+  tcp::socket socket_;  // used only by echo() and stop_reading(), both on its thread
   tcp::endpoint peer_;  // for log lines
 };
 

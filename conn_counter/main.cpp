@@ -18,19 +18,24 @@ int main(int argc, char** argv) {
       "`total: N accepted, C closed`, and exit 0.");
   common_options common;
   server_options server{.port = 8081};
-  std::size_t max_connections = descriptor_connection_limit();
+
   bool demo = false;
   add_common_options(app, common);
   add_server_options(app, server);
-  app.add_option("--max-connections", max_connections,
-                 fmt::format("Connections open at once, at most; more wait in the listen backlog "
-                             "until one closes (default: the descriptor limit less {})",
-                             descriptor_reserve))
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  std::size_t max_connections = descriptor_connection_limit(server.threads);
+  auto* max_option =
+      app.add_option("--max-connections", max_connections,
+                     fmt::format("Connections open at once, at most; more wait in the listen "
+                                 "backlog until one closes (default: the descriptor limit less "
+                                 "{}, and {} more per thread after the first)",
+                                 descriptor_reserve, descriptors_per_thread))
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
   add_demo_flag(app, demo, server);
 
   return run_program(app, common, argc, argv, [&] {
+    // The default depends on --threads (each thread's io_context holds descriptors of its own).
+    if (max_option->count() == 0) max_connections = descriptor_connection_limit(server.threads);
     // Created before the runtime and destroyed after it: a session that a forced stop leaves
     // behind is destroyed with the runtime, and still counts its close before the total.
     counter::server counting(counter::print_to_stdout());

@@ -2,13 +2,13 @@
 
 #include "common/log.hpp"
 #include "common/spawn.hpp"
+#include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <memory>
 #include <optional>
@@ -121,8 +121,7 @@ class session : public std::enable_shared_from_this<session> {
       if (!client_gone && !batch.empty()) {
         buffers.clear();
         for (const auto& line : batch) buffers.push_back(asio::buffer(line));
-        auto [write_error, written] =
-            co_await asio::async_write(socket_, buffers, asio::as_tuple(asio::use_awaitable));
+        const auto write_error = co_await write_all(socket_, buffers);
         if (write_error) {
           // The client is gone (reset, broken pipe). Stop the reader, and keep taking what it
           // still queues until its end-of-input message, so it never waits on a full channel.
@@ -148,7 +147,7 @@ class session : public std::enable_shared_from_this<session> {
     input_.end_input();
   }
 
-  tcp::socket socket_;       // shared by reader and writer, on this session's strand
+  tcp::socket socket_;       // shared by reader and writer, on this session's thread
   line_channel lines_;       // reader -> writer; its capacity is the --queue bound
   line_reader input_;        // the reader's buffer
   std::size_t max_line_;

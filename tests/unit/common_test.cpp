@@ -1,16 +1,24 @@
 // Unit tests of common/: line framing, the shutdown coordinator, endpoint formatting, the
-// command line's exit codes.
+// command line's exit codes, the runtime's threads, write_all.
 #include "common/cli.hpp"
 #include "common/line_reader.hpp"
 #include "common/log.hpp"
 #include "common/shutdown.hpp"
 #include "common/spawn.hpp"
+#include "common/write.hpp"
+#include "test_support.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <sched.h>
+
+#include <thread>
 
 #include <sstream>
 
@@ -233,3 +241,64 @@ BOOST_AUTO_TEST_CASE(spawned_coroutines_never_fail_silently) {
   BOOST_TEST(log.find("debug cancelled task: cancelled") != std::string::npos, log);
   BOOST_TEST(log.find("error cancelled task") == std::string::npos, log);
 }
+
+BOOST_AUTO_TEST_SUITE(runtime_threads)
+
+// Connections are spread over the threads' io_contexts in turn, each run by its own thread.
+BOOST_AUTO_TEST_CASE(next_context_takes_each_thread_in_turn) {
+  runtime rt(3);
+  auto* first = &rt.next_context();
+  auto* second = &rt.next_context();
+  auto* third = &rt.next_context();
+  BOOST_TEST((first != second && second != third && first != third));
+  BOOST_TEST(&rt.next_context() == first);
+  BOOST_TEST((first == &rt.context() || second == &rt.context() || third == &rt.context()));
+
+  std::vector<std::thread::id> ran_on(3);
+  for (int i = 0; i < 3; ++i) {
+    boost::asio::post(rt.next_context(), [&ran_on, i] { ran_on[i] = std::this_thread::get_id(); });
+  }
+  rt.request_stop();  // nothing joined the shutdown: run() returns once the posts have run
+  BOOST_TEST(rt.run() == exit_ok);
+  BOOST_TEST((ran_on[0] != ran_on[1] && ran_on[1] != ran_on[2] && ran_on[0] != ran_on[2]));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(writing)
+
+// More buffers than one system call takes (64), and more bytes than the socket buffers hold
+// while the reader waits: write_all must finish through the reactor, every byte in order.
+BOOST_AUTO_TEST_CASE(write_all_sends_everything_in_order_past_full_buffers) {
+  runtime rt(1);
+  tcp::acceptor acceptor(rt.context(), {boost::asio::ip::make_address("127.0.0.1"), 0});
+  std::string sent;
+  for (int i = 0; sent.size() < 16 * 1024 * 1024; ++i) sent += fmt::format("line {:08}\n", i);
+  std::string received;
+  netlab::testing::run_client_then_stop(rt, [&]() -> boost::asio::awaitable<void> {
+    auto client = co_await netlab::testing::connect_to(acceptor.local_endpoint());
+    auto server = co_await acceptor.async_accept(boost::asio::use_awaitable);
+    // Split into 300 buffers of unequal sizes.
+    std::vector<boost::asio::const_buffer> buffers;
+    for (std::size_t at = 0, n = 0; at < sent.size(); at += n) {
+      n = std::min(sent.size() - at, std::size_t{(buffers.size() % 7 + 1) * 8000});
+      buffers.push_back(boost::asio::buffer(sent.data() + at, n));
+    }
+    BOOST_TEST(buffers.size() > 64u);
+    auto reader = [&]() -> boost::asio::awaitable<void> {
+      // Start reading only later: the first write_some fills the buffers and must wait.
+      boost::asio::steady_timer later(co_await boost::asio::this_coro::executor,
+                                      std::chrono::milliseconds(100));
+      co_await later.async_wait(boost::asio::use_awaitable);
+      received.resize(sent.size());
+      co_await boost::asio::async_read(client, boost::asio::buffer(received),
+                                       boost::asio::use_awaitable);
+    };
+    using namespace boost::asio::experimental::awaitable_operators;
+    const auto error = co_await (write_all(server, buffers) && reader());
+    BOOST_TEST(!error);
+  }());
+  BOOST_TEST((received == sent));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

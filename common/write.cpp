@@ -1,0 +1,49 @@
+#include "write.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+
+namespace netlab {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+// Drops the first `bytes` of the sequence: whole buffers, then the front of a partial one.
+void consume(std::vector<asio::const_buffer>& buffers, std::size_t bytes) {
+  auto first = buffers.begin();
+  while (first != buffers.end() && bytes >= first->size()) {
+    bytes -= first->size();
+    ++first;
+  }
+  if (first != buffers.end()) *first += bytes;
+  buffers.erase(buffers.begin(), first);
+}
+
+}  // namespace
+
+asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
+                                      std::vector<asio::const_buffer>& buffers) {
+  error_code error;
+  if (!socket.non_blocking()) socket.non_blocking(true, error);
+  if (error) co_return error;
+  // One write_some sends at most 64 buffers (Asio's limit per system call): loop while the
+  // kernel takes everything; a partial write or would_block means its buffer is full.
+  while (asio::buffer_size(buffers) > 0) {
+    const auto written = socket.write_some(buffers, error);
+    if (error) break;
+    consume(buffers, written);
+  }
+  if (error == asio::error::would_block || error == asio::error::try_again) error = {};
+  if (error || asio::buffer_size(buffers) == 0) co_return error;
+  // The kernel's buffer is full: the client reads slower than we write. Wait for room.
+  auto [wait_error, rest] =
+      co_await asio::async_write(socket, buffers, asio::as_tuple(asio::use_awaitable));
+  co_return wait_error;
+}
+
+}  // namespace netlab

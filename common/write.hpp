@@ -1,0 +1,23 @@
+// Writing a whole buffer sequence to a TCP socket, the cheap way first.
+//
+// `asio::async_write` already tries the send at once, but even when the kernel takes every byte
+// its completion goes through the scheduler: one more handler, one more coroutine resumption,
+// per write. On loopback the socket's send buffer almost always has room, so write_all sends
+// straight away with a non-blocking write and waits on the reactor only for what did not fit.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <vector>
+
+namespace netlab {
+
+// Writes every byte of `buffers` (which it consumes: on return it is in an unspecified state).
+// Returns the error that stopped it, or success. Puts `socket` in non-blocking mode; its other
+// operations must be asynchronous (they are, everywhere in netlab).
+boost::asio::awaitable<boost::system::error_code> write_all(
+    boost::asio::ip::tcp::socket& socket, std::vector<boost::asio::const_buffer>& buffers);
+
+}  // namespace netlab
