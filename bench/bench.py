@@ -199,7 +199,7 @@ def main():
                     try:
                         result = measure(workload, server, options, bins, Path(workdir))
                     except (RuntimeError, subprocess.TimeoutExpired, OSError) as error:
-                        result = {"failed": str(error)[:300]}
+                        result = {"bench_error": str(error)[:300]}
                     runs[server.name].append(result)
                     print(f"   {rep + 1}/{reps} {server.name}: {report.one_line(workload, result)}",
                           file=sys.stderr, flush=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def median(runs, key):
-    values = [r[key] for r in runs if "failed" not in r and r.get(key) is not None]
+    values = [r[key] for r in runs if "bench_error" not in r and r.get(key) is not None]
     return statistics.median(values) if values else None
 
 
@@ -21,8 +21,8 @@ def fmt(value):
 
 
 def one_line(workload, result):
-    if "failed" in result:
-        return "FAILED " + result["failed"]
+    if "bench_error" in result:
+        return "FAILED " + result["bench_error"]
     shown = " ".join(f"{f.key}={fmt(result.get(f.key))}" for f in workload.figures)
     return shown + ("" if result.get("exit", 0) == 0 else f" (exit {result['exit']})")
 
@@ -79,7 +79,7 @@ def table(workload, results, medians):
             ratio = ours.get(key) / mine[key] if ours.get(key) is not None and mine.get(key) \
                 else None
             ratios.append("–" if ratio is None or server.role == "netlab" else f"{ratio:.2f}×")
-        failed = sum("failed" in r or r.get("exit", 0) != 0 for r in runs[server.name])
+        failed = sum("bench_error" in r or r.get("exit", 0) != 0 for r in runs[server.name])
         count = f"{len(runs[server.name])}" + (f" ({failed} with errors)" if failed else "")
         name = f"**{server.name}**" if server.role == "netlab" else server.name
         if server.role == "ceiling":

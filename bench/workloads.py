@@ -33,7 +33,11 @@ EPOLL_ECHO = peer("C epoll echo", "epoll_echo", role="ceiling")
 # watch): a peer for lines/s and latency, not for CPU or large connection counts.
 SOCAT_ECHO = Server("socat echo", ("socat", "TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay",
                                    "PIPE"), "peer", prints_port=False, cpu_visible=False)
-ECHO_SERVERS = (netlab("echo_split"), TOKIO_ECHO, GO_ECHO, SOCAT_ECHO, EPOLL_ECHO)
+# With 64 connections × 16 in flight, socat's children end the run with every in-flight line
+# lost (netbench: "multiple exceptions", 1024 lost), which 1 or 8 connections never show; not
+# yet understood, so socat runs only in the one-connection latency workload.
+ECHO_SERVERS = (netlab("echo_split"), TOKIO_ECHO, GO_ECHO, EPOLL_ECHO)
+LATENCY_SERVERS = (netlab("echo_split"), TOKIO_ECHO, GO_ECHO, SOCAT_ECHO, EPOLL_ECHO)
 
 CONN_SERVERS = (netlab("conn_counter"), peer("tokio conn_counter", "tokio_conn_counter"),
                 GO_ECHO, EPOLL_ECHO)
@@ -121,13 +125,13 @@ def all_workloads(quick):
                  (Target("lines_per_s", "best peer", ">=", 1.0),
                   Target("server_cpu_us_per_line", "best peer", "<=", 0.8)), s),
         Workload("echo_1000x1", "echo", "echo: 1000 connections × 1 line in flight × 64 B",
-                 tuple(x for x in ECHO_SERVERS if x is not SOCAT_ECHO), echo(1000, 1),
+                 ECHO_SERVERS, echo(1000, 1),
                  (LINES, CPU_LINE, P50, P99, ERRORS),
                  (Target("lines_per_s", "best peer", ">=", 1.0),
                   Target("server_cpu_us_per_line", "best peer", "<=", 0.9)), s),
         Workload("echo_1x1_pinned", "echo",
                  "echo: 1 connection × 1 line, server and client on core 0",
-                 ECHO_SERVERS, echo(1, 1), (P50, P99, LINES, ERRORS),
+                 LATENCY_SERVERS, echo(1, 1), (P50, P99, LINES, ERRORS),
                  (Target("p50_us", "best peer", "<=", 1.0),), s, pin="0"),
         Workload("conns_20000", "conns",
                  f"conn_counter: {total} connections, 64 at a time (connect, one line, close)",

@@ -28,6 +28,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -44,8 +46,10 @@ class lesson_session;
 class lesson_room {
  public:
   using strand_type = asio::strand<asio::io_context::executor_type>;
-  explicit lesson_room(asio::io_context& io) : strand_(asio::make_strand(io)), lock_(strand_, 1) {}
+  explicit lesson_room(asio::io_context& io)
+      : context_(io), strand_(asio::make_strand(io)), lock_(strand_, 1) {}
 
+  asio::io_context& context_;  // the runtime's; its thread runs strand_, and every session's I/O
   strand_type strand_;  // every lesson session runs here
   // The asynchronous lock: full = held. Only ever touched on strand_ (a plain channel suffices).
   asio::experimental::channel<void(error_code)> lock_;
@@ -242,9 +246,34 @@ std::shared_ptr<lesson_room> make_lesson_room(asio::io_context& io) {
   return std::make_shared<lesson_room>(io);
 }
 
+namespace {
+
+// Every lesson session runs on the room's strand, so its socket moves to the room's io_context:
+// its I/O then completes on the thread that runs the strand, instead of hopping between threads
+// on every operation (the lesson's design serializes everything on its lock anyway).
+tcp::socket on_room_thread(tcp::socket socket, asio::io_context& room_context) {
+  error_code error;
+  const auto protocol = socket.local_endpoint(error).protocol();
+  if (error) return socket;  // already reset: the session will find out on its first read
+  const auto descriptor = socket.release(error);
+  if (error) return socket;
+  tcp::socket moved(room_context);
+  moved.assign(protocol, descriptor, error);
+  if (error) {
+    spdlog::warn("cannot move a connection to the room's thread: {}", error.message());
+    ::close(descriptor);
+  }
+  return moved;
+}
+
+}  // namespace
+
 void start_lesson_session(tcp::socket socket, std::shared_ptr<lesson_room> chat_room,
                           const options& opts, shutdown_coordinator& shutdown) {
-  std::make_shared<lesson_session>(std::move(socket), std::move(chat_room), opts)->start(shutdown);
+  auto& room_context = chat_room->context_;
+  std::make_shared<lesson_session>(on_room_thread(std::move(socket), room_context),
+                                   std::move(chat_room), opts)
+      ->start(shutdown);
 }
 
 }  // namespace netlab::chat
