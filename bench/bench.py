@@ -134,6 +134,8 @@ def run_udp(server: RunningServer, workload: Workload, pin, seconds, bins):
 
 
 def measure(workload: Workload, server: Server, options, bins, workdir):
+    if workload.paired_extra:
+        return measure_pair(workload, server, options, bins, workdir)
     running = RunningServer(server, bins, workload.pin, workdir)
     try:
         if workload.kind == "udp":
@@ -144,6 +146,26 @@ def measure(workload: Workload, server: Server, options, bins, workdir):
                             timeout=workload.seconds + 120)
     finally:
         running.stop()
+
+
+def measure_pair(workload: Workload, server: Server, options, bins, workdir):
+    """The workload without its paired_extra arguments, then with them, each on a fresh server."""
+    extra = [str(a) for a in workload.paired_extra]
+    full = [a.format(**bins) for a in workload.netbench_args(server)]
+    base = full[:len(full) - len(extra)] if full[-len(extra):] == extra else full
+    results = []
+    for args in (base, full):
+        running = RunningServer(server, bins, workload.pin, workdir)
+        try:
+            pid = running.process.pid if server.cpu_visible else None
+            results.append(run_netbench(f"{bins['netlab']}/netbench", args, running.port, pid,
+                                        workload.pin, timeout=workload.seconds + 120))
+        finally:
+            running.stop()
+    without, with_extra = results
+    with_extra["baseline_deliveries_per_s"] = without["deliveries_per_s"]
+    with_extra["ratio"] = with_extra["deliveries_per_s"] / max(without["deliveries_per_s"], 1e-9)
+    return with_extra
 
 
 def loopback_ceiling(seconds):
@@ -170,14 +192,19 @@ def main():
                         help="one repetition, shorter runs, smaller counts (~3 min)")
     parser.add_argument("--repetitions", type=int, help="default 3 (1 with --quick)")
     parser.add_argument("--only", help="comma-separated sections: echo,conns,hold,chat,udp,sweep")
-    parser.add_argument("--out", default=str(HERE), help="where RESULTS.md and plots/ go")
+    parser.add_argument("--out", help="where RESULTS.md and plots/ go (default: bench/, or "
+                        "build/bench-quick/ with --quick, so a smoke test never overwrites the "
+                        "committed results of a full run)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: write RESULTS.md and plots from OUT/results.json")
     options = parser.parse_args()
 
     # Servers inherit this: 10000 held connections need more than the usual 1024 descriptors.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    out = Path(options.out).resolve()
+    default_out = HERE.parent / "build" / "bench-quick" if options.quick else HERE
+    out = Path(options.out or default_out).resolve()
     bins = {"netlab": str(Path(options.netlab_bin).resolve()),
             "peers": str(Path(options.peer_bin).resolve()), "plots": str(out / "plots")}
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -185,6 +212,13 @@ def main():
     sections = set(options.only.split(",")) if options.only else None
     workloads = [w for w in all_workloads(options.quick)
                  if sections is None or w.section in sections]
+
+    if options.report_only:
+        results = json.loads((out / "results.json").read_text())
+        quick = results["quick"]
+        workloads = [w for w in all_workloads(quick) if w.id in results["workloads"]]
+        report.write(out, workloads, results, bins)
+        return
 
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": options.quick,
                "repetitions": repetitions, "workloads": {}}

@@ -37,9 +37,8 @@ def reference(workload, target, medians, results):
         pick = max if next(f for f in workload.figures if f.key == target.key).better == "higher" \
             else min
         return pick(peers)
-    if target.against in results["workloads"]:       # the same server in another workload
-        base = results["workloads"][target.against].get(netlab_server(workload).name, [])
-        return median(base, target.key), f"netlab in {target.against}"
+    if target.against == "absolute":                  # the figure is a ratio already
+        return 1.0, "itself"
     return medians.get(target.against, {}).get(target.key), target.against
 
 
@@ -198,7 +197,7 @@ def draw(plots_dir: Path, workloads, results):
                            for i, n in enumerate(names))
         gnuplot("set output 'echo_sweep.OUTPUT'\nset logscale x 2\nset key left bottom\n"
                 "set title 'echo: lines/s by connection count (4 lines in flight, 64 B)'\n"
-                "set xlabel 'connections'\nset ylabel 'lines/s'\nset grid\n"
+                "set xlabel 'connections'\nset ylabel 'lines/s'\nset grid\nset key noenhanced\n"
                 f"plot {curves}\n", plots_dir)
         drawn.append(("echo_sweep", "echo throughput by connection count"))
     for wid, name in (("echo_1x1_pinned", "latency_1x1"), ("echo_64x16", "latency_64x16"),
@@ -227,6 +226,7 @@ def draw(plots_dir: Path, workloads, results):
                               f"title '{server.name}'")
         join = timeline.args[timeline.args.index("--slow-join-at") + 1]
         gnuplot(f"set output 'chat_slow.OUTPUT'\nset title '{timeline.title}'\n"
+                f"set xrange [0:{timeline.seconds + 1}]\n"
                 f"set arrow from {join}, graph 0 to {join}, graph 1 nohead dt 2\n"
                 "set xlabel 'seconds'\nset ylabel 'deliveries/s'\nset grid\nset key noenhanced\n"
                 f"plot {', '.join(curves)}\n", plots_dir)
