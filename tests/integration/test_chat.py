@@ -239,13 +239,25 @@ class ChatTest(ServerTestCase):
         leave), with the server's memory bounded."""
         # Each chatter receives 2700 lines in bursts; the outbox holds a whole burst, so only a
         # client that does not read at all can pass it (the contract's rule: past N, dropped).
-        server = self.start("--threads", "2", "--outbox", "3000")
-        _, baseline, finished, _ = self.slow_consumer_run(server, with_slow=False)
-        self.assertTrue(finished)
-        rss_before = server.rss_kib()
-        received, seconds, finished, slow = self.slow_consumer_run(server, with_slow=True)
-        self.assertTrue(finished, [len(chat_lines(r)) for r in received])
-        self.assertLess(seconds, 2 * baseline + 1.0, (seconds, baseline))
+        outbox, line_bytes = 3000, 1000
+        # The rate: three pairs (without, then with the slow client), each pair on a fresh
+        # server; the median of the three ratios decides, so that one pair slowed down by this
+        # shared 2-core machine does not.
+        ratios = []
+        for attempt in range(3):
+            server = self.start("--threads", "2", "--outbox", str(outbox))
+            _, baseline, finished, _ = self.slow_consumer_run(server, with_slow=False,
+                                                              size=line_bytes)
+            self.assertTrue(finished)
+            rss_before = server.rss_kib()
+            received, seconds, finished, slow = self.slow_consumer_run(server, with_slow=True,
+                                                                       size=line_bytes)
+            self.assertTrue(finished, [len(chat_lines(r)) for r in received])
+            ratios.append(seconds / baseline)
+            if attempt < 2:
+                server.kill()
+        print("\n  time with / without the slow client: " + ", ".join(f"{r:.2f}" for r in ratios))
+        self.assertLess(sorted(ratios)[1], 2.0, ratios)
         # The chatters go on until the slow one's buffers (a few MiB of socket buffers) and its
         # outbox (3000 lines) are full and it is dropped: they see it leave.
         outgoing = [b"".join(b"more %d %s\n" % (n, b"y" * 1000) for n in range(20000))] + \
@@ -259,7 +271,13 @@ class ChatTest(ServerTestCase):
         data = slow.recv_until_eof(timeout=10, allow_reset=True)
         self.assertLess(len(data), 8 << 20)
         if not server.is_sanitized():
-            self.assertLess(server.rss_kib() - rss_before, 64 << 10)
+            # The bound, derived: every outbox full (11 clients x --outbox lines), each line a
+            # shared message of its bytes plus ~100 bytes of prefix, pointer and allocation,
+            # plus each client's 16 KiB read buffer, plus 4 MiB for malloc's per-thread arenas.
+            bound_kib = (11 * outbox * (line_bytes + 100) + 11 * (16 << 10) + (4 << 20)) >> 10
+            grown = server.rss_kib() - rss_before
+            print(f"\n  server memory grew {grown} KiB (bound {bound_kib} KiB)")
+            self.assertLess(grown, bound_kib)
         self.assertIn(b"disconnecting", server.stderr_text().encode())
         code, _ = server.stop(signal.SIGINT)
         self.assertEqual(code, 0, server.stderr_text())
