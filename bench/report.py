@@ -91,8 +91,9 @@ def table(workload, results, medians):
 def command_lines(workload, bins):
     lines = []
     for server in workload.servers:
-        argv = " ".join(shlex.quote(a) for a in server.argv).replace(bins["netlab"], "build/release/bin") \
-            .replace(bins["peers"], "build/peers")
+        shown = [a.format(netlab="build/release/bin", peers="build/peers", port="PORT")
+                 for a in server.argv]
+        argv = " ".join(shlex.quote(a) for a in shown)
         lines.append(f"- {server.name}: `{argv}`")
     if workload.kind == "udp":
         lines.append("- client: `udp_pingpong ping --interval 0 --count 0 --size 64` (SIGINT after "
