@@ -41,6 +41,9 @@ std::span<char> line_reader::prepare() {
 void line_reader::commit(std::size_t bytes_read) { end_ += bytes_read; }
 
 std::optional<std::string> line_reader::take_line() {
+  // Nothing unscanned: no line. This also covers a reader that has no buffer yet (storage_ is
+  // null), where memchr(nullptr, ..., 0) below would be undefined behaviour (found by fuzzing).
+  if (end_ - begin_ == scanned_) return std::nullopt;
   const char* first = storage_.get() + begin_;
   const auto* newline = static_cast<const char*>(
       std::memchr(first + scanned_, '\n', end_ - begin_ - scanned_));
