@@ -4,8 +4,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include <algorithm>
-
 namespace netlab {
 
 namespace asio = boost::asio;

@@ -50,6 +50,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
     if (wait_error) co_return;
     // Not zero-filled: every byte written back is one just read into it.
     auto buffer = std::make_unique_for_overwrite<char[]>(echo_buffer_size);
+    std::vector<asio::const_buffer> echo;  // what write_all sends; reused, so no allocation per read
     for (;;) {
       auto [read_error, bytes_read] = co_await socket.async_read_some(
           asio::buffer(buffer.get(), echo_buffer_size), asio::as_tuple(asio::use_awaitable));
@@ -60,7 +61,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
                       read_error.message());
         co_return;
       }
-      std::vector<asio::const_buffer> echo{asio::buffer(buffer.get(), bytes_read)};
+      echo.assign(1, asio::buffer(buffer.get(), bytes_read));
       const auto write_error = co_await write_all(socket, echo);
       if (write_error) {
         spdlog::debug("#{} {} write: {}", self->counted_.number(), self->peer_,
