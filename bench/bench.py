@@ -133,36 +133,36 @@ def run_udp(server: RunningServer, workload: Workload, pin, seconds, bins):
     return {"p50_us": float(match.group(1)) * 1000, "p99_us": float(match.group(3)) * 1000}
 
 
-def measure(workload: Workload, server: Server, options, bins, workdir):
-    if workload.paired_extra:
-        return measure_pair(workload, server, options, bins, workdir)
+def netbench_on_fresh_server(workload: Workload, server: Server, args, bins, workdir):
+    """Starts `server`, runs netbench with `args` against it, stops it."""
     running = RunningServer(server, bins, workload.pin, workdir)
     try:
-        if workload.kind == "udp":
-            return run_udp(running, workload, workload.pin, workload.seconds, bins)
         pid = running.process.pid if server.cpu_visible else None
-        args = [a.format(**bins) for a in workload.netbench_args(server)]
         return run_netbench(f"{bins['netlab']}/netbench", args, running.port, pid, workload.pin,
                             timeout=workload.seconds + 120)
     finally:
         running.stop()
 
 
-def measure_pair(workload: Workload, server: Server, options, bins, workdir):
-    """The workload without its paired_extra arguments, then with them, each on a fresh server."""
-    extra = [str(a) for a in workload.paired_extra]
-    full = [a.format(**bins) for a in workload.netbench_args(server)]
-    base = full[:len(full) - len(extra)] if full[-len(extra):] == extra else full
-    results = []
-    for args in (base, full):
+def measure(workload: Workload, server: Server, options, bins, workdir):
+    args = [a.format(**bins) for a in workload.netbench_args(server)]
+    if workload.paired_extra:
+        return measure_pair(workload, server, args, bins, workdir)
+    if workload.kind == "udp":
         running = RunningServer(server, bins, workload.pin, workdir)
         try:
-            pid = running.process.pid if server.cpu_visible else None
-            results.append(run_netbench(f"{bins['netlab']}/netbench", args, running.port, pid,
-                                        workload.pin, timeout=workload.seconds + 120))
+            return run_udp(running, workload, workload.pin, workload.seconds, bins)
         finally:
             running.stop()
-    without, with_extra = results
+    return netbench_on_fresh_server(workload, server, args, bins, workdir)
+
+
+def measure_pair(workload: Workload, server: Server, full, bins, workdir):
+    """The workload without its paired_extra arguments, then with them, each on a fresh server."""
+    extra = [str(a) for a in workload.paired_extra]
+    base = full[:len(full) - len(extra)] if full[-len(extra):] == extra else full
+    without, with_extra = (netbench_on_fresh_server(workload, server, args, bins, workdir)
+                           for args in (base, full))
     with_extra["baseline_deliveries_per_s"] = without["deliveries_per_s"]
     with_extra["ratio"] = with_extra["deliveries_per_s"] / max(without["deliveries_per_s"], 1e-9)
     return with_extra
