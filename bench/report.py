@@ -1,6 +1,7 @@
 """Turns the runs into bench/RESULTS.md and the plots (gnuplot, PNG and SVG)."""
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -172,7 +173,17 @@ def write(out: Path, workloads, results, bins):
     lines += summary + ["", "## Plots", ""] + \
         [f"![{title}](plots/{name}.png)" for name, title in plots] + ["", "## Every workload", ""] \
         + body
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n" + kept_soak_section(out))
+
+
+def kept_soak_section(out: Path):
+    """The `## Soak` section bench/soak --update-results wrote: a bench run keeps it."""
+    try:
+        text = (out / "RESULTS.md").read_text()
+    except OSError:
+        return ""
+    match = re.search(r"^## Soak\n.*?(?=^## |\Z)", text, re.M | re.S)
+    return "\n" + match.group(0).rstrip("\n") + "\n" if match else ""
 
 
 def gnuplot(script, plots_dir):

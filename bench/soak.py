@@ -1,0 +1,624 @@
+#!/usr/bin/env python3
+"""Soak: netlab's four servers under mixed load for minutes, watched for leaks.
+
+Called by bench/soak; runs on Python's standard library alone, and reuses bench.py's way of
+starting a server (`--port 0`, the `listening on` line) and of running netbench.
+
+One echo_split, conn_counter, chat and `udp_pingpong serve` (release build, default threads,
+--log-level warn) run for the whole soak. Four loops, one per server, load them at the same
+time, round after round, until the time is up; every netbench run is bounded by its --duration
+or --total, every loop by a count and the deadline, everything on loopback:
+
+  echo_split    netbench echo (16 connections x 4 lines in flight, 64 B lines, then 1000 B),
+                alternating with netbench conns (2000 connect-line-close, 32 at a time)
+  conn_counter  netbench conns (2000, 32 at a time), alternating with netbench echo
+                (8 connections x 4 in flight, 256 B)
+  chat          netbench chat (10 clients, 5 senders, full speed); every third run adds
+                --slow 1, a client that never reads (the server must drop it)
+  udp_pingpong  udp_pingpong ping --interval 0 --count 50000 (one ping in flight)
+
+Every second, for each server: VmRSS from /proc/PID/status, the entries of /proc/PID/fd, the
+CPU time from /proc/PID/stat (build/soak/samples.csv).
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bench
+import report
+from workloads import Server, netlab
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TARGETS = ("echo_split", "conn_counter", "chat", "udp_pingpong", "netbench")
+SOURCES = ("common", "echo_split", "conn_counter", "chat", "udp_pingpong", "bench/netbench",
+           "CMakeLists.txt", "CMakePresets.json")
+
+FDS = ("fds_before", "fds_max", "fds_after")
+RSS_LIMIT = 0.05           # growth allowed after the warm-up
+FULL_WARMUP_S = 60.0       # the warm-up of a run of 2 minutes or more
+PAUSE_S = 0.5              # between two runs of one loop
+
+CRITERIA = f"""\
+verdict, per server (any one fails the soak, exit status 1):
+  memory       The warm-up is the first {FULL_WARMUP_S:.0f} s of load (the first half of the load
+               when the soak is shorter than 2 minutes). Reference: the highest VmRSS sampled in
+               the second half of the warm-up. Growth: the highest VmRSS sampled after the
+               warm-up (load and settling) over that reference, minus 1. It fails above
+               {RSS_LIMIT:.0%}. Peak against peak, because resident memory follows the phase of
+               the load (glibc gives freed heap back to the system), so a single sample or a
+               median at one instant depends on which run happened to be going; a leak raises
+               the peak of every later cycle.
+  descriptors  "before" is the count of /proc/PID/fd once the server is up and before any load;
+               after the load, the clients are gone and the soak waits (up to --settle seconds)
+               for the count to come back; "after" is the count it settles at. It fails when
+               after > before.
+  alive        the server must live through the soak, then exit 0 within 2 s of SIGTERM.
+  data         any netbench run that exits non-zero (a lost, duplicated, reordered or
+               corrupted line, a failed connection, a client disconnected), any ping without its
+               pong, and conn_counter's "total: N accepted, C closed" at exit not matching the
+               connections netbench made.
+"""
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise OSError("no VmRSS")
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def cpu_seconds(pid):
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class SoakServer(bench.RunningServer):
+    """bench.py's server, keeping its exit status and its output (conn_counter's total)."""
+
+    def stop(self):
+        self.stop_s = None
+        if self.process.poll() is None:
+            asked = time.monotonic()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+                self.stop_s = time.monotonic() - asked
+            except subprocess.TimeoutExpired:
+                pass
+        self.output = Path(self.log.name).read_text(errors="replace")
+        self.exit = self.process.poll()
+        super().stop()
+
+
+@dataclass
+class Tally:
+    """What one server's loop did."""
+    runs: int = 0
+    conns: int = 0
+    lines: int = 0
+    slow_dropped: int = 0
+    slow_runs: int = 0
+    failures: list = field(default_factory=list)
+
+
+class Soak:
+    def __init__(self, options, bin_dir, workdir):
+        self.options = options
+        self.bin_dir = bin_dir
+        self.netbench = str(bin_dir / "netbench")
+        self.load_s = options.minutes * 60
+        self.warmup_s = FULL_WARMUP_S if self.load_s >= 120 else self.load_s / 2
+        self.stop_load = threading.Event()
+        self.lock = threading.Lock()
+        self.samples = []               # (t, phase, server, pid, rss_kib, fds, cpu_s)
+        self.deaths = {}
+        self.tally = {}
+        self.runs_log = open(workdir / "runs.jsonl", "w")
+        bins = {"netlab": str(bin_dir)}
+        specs = [netlab("echo_split", name="echo_split"),
+                 netlab("conn_counter", name="conn_counter"),
+                 netlab("chat", name="chat"),
+                 Server("udp_pingpong", ("{netlab}/udp_pingpong", "serve", "--port", "0",
+                                         "--log-level", "warn"), "netlab",
+                        socket_kind=socket.SOCK_DGRAM)]
+        self.servers = {}
+        try:
+            for spec in specs:
+                self.servers[spec.name] = SoakServer(spec, bins, None, workdir)
+                self.tally[spec.name] = Tally()
+        except Exception:
+            self.stop_servers()
+            raise
+        self.t0 = time.monotonic()      # the clock of the samples; the load starts later
+
+    # --- sampling -------------------------------------------------------------------------
+    def sample(self, phase):
+        t = round(time.monotonic() - self.t0, 2)
+        for name, server in self.servers.items():
+            pid = server.process.pid
+            if server.process.poll() is not None:
+                if name not in self.deaths:
+                    self.deaths[name] = (t, server.process.returncode)
+                    self.stop_load.set()
+                continue
+            try:
+                row = (t, phase, name, pid, rss_kib(pid), fd_count(pid), cpu_seconds(pid))
+            except (OSError, ValueError):
+                continue                     # exiting right now: the next poll() sees it
+            with self.lock:
+                self.samples.append(row)
+
+    def sampler(self, phase_of, done):
+        """Samples every second on the second of the soak's clock, until `done` is set."""
+        k = 1
+        while not done.is_set():
+            done.wait(max(0.0, self.t0 + k - time.monotonic()))
+            k = int(time.monotonic() - self.t0) + 1
+            self.sample(phase_of())
+
+    # --- the load ---------------------------------------------------------------------------
+    def record(self, name, kind, argv, result, failure=None):
+        tally = self.tally[name]
+        with self.lock:
+            tally.runs += 1
+            if failure:
+                tally.failures.append(f"{kind}: {failure}")
+            self.runs_log.write(json.dumps({"t": round(time.monotonic() - self.t0, 2),
+                                            "server": name, "kind": kind, "argv": argv,
+                                            "result": result, "failure": failure}) + "\n")
+            self.runs_log.flush()
+
+    def netbench_run(self, name, args, seconds):
+        """One netbench run, bounded: its own limits, then a hard timeout."""
+        server = self.servers[name]
+        args = [str(a) for a in args]
+        try:
+            result = bench.run_netbench(self.netbench, args, server.port, None, None,
+                                        timeout=seconds + 60)
+        except (RuntimeError, subprocess.TimeoutExpired, OSError) as error:
+            self.record(name, args[0], args, None, str(error)[:400])
+            return None
+        failure = None
+        if result["exit"] != 0 or result.get("errors"):
+            keys = ("corrupted", "lost", "duplicated", "reordered", "disconnected", "self_echo",
+                    "failed")
+            failure = f"netbench {' '.join(args)} exit {result['exit']}: " + ", ".join(
+                f"{k} {result[k]}" for k in keys if result.get(k))
+        tally = self.tally[name]
+        with self.lock:
+            if args[0] == "echo":
+                tally.conns += result["conns"]
+                tally.lines += result["lines"]
+            elif args[0] == "conns":
+                tally.conns += result["completed"] + result["failed"]
+                tally.lines += result["completed"]
+            elif args[0] == "chat":
+                tally.conns += result["clients"] + result["slow"]
+                tally.lines += result["deliveries"]
+                if result["slow"]:
+                    tally.slow_runs += 1
+                    tally.slow_dropped += result["slow_disconnected"]
+        self.record(name, args[0], args, result, failure)
+        return result
+
+    def ping_run(self, name, count):
+        server = self.servers[name]
+        argv = [str(self.bin_dir / "udp_pingpong"), "ping", "--target",
+                f"127.0.0.1:{server.port}", "--interval", "0", "--count", str(count),
+                "--timeout", "2000", "--quiet", "--log-level", "warn"]
+        ping = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        failure = None
+        try:
+            out, err = ping.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            ping.send_signal(signal.SIGINT)          # it prints its summary and exits
+            try:
+                out, err = ping.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                ping.kill()
+                out, err = ping.communicate()
+            failure = f"{count} pings not done in 60 s"
+        match = re.search(r"(\d+) sent, (\d+) received, ([^\n]*)", out)
+        result = None
+        if not match:
+            failure = failure or f"no summary (exit {ping.returncode}): {(out + err)[-300:]}"
+        else:
+            sent, received = int(match.group(1)), int(match.group(2))
+            result = {"sent": sent, "received": received, "exit": ping.returncode,
+                      "summary": match.group(0)}
+            with self.lock:
+                self.tally[name].lines += received
+            if received < sent or ping.returncode != 0:
+                failure = failure or f"udp_pingpong ping exit {ping.returncode}: {match.group(0)}"
+        self.record(name, "ping", argv[1:], result, failure)
+
+    def loop(self, name, steps):
+        """Runs `steps` in turn until the deadline; at most a bounded number of runs."""
+        deadline = self.load_started + self.load_s
+        for i in range(int(self.load_s / PAUSE_S) + 10):
+            remaining = deadline - time.monotonic()
+            if self.stop_load.is_set() or remaining < 0.5:
+                return
+            steps[i % len(steps)](remaining)
+            self.stop_load.wait(PAUSE_S)
+
+    def loads(self):
+        nb = self.netbench_run
+        echo = lambda conns, inflight, size, server: lambda left: nb(
+            server, ["echo", "--conns", conns, "--inflight", inflight, "--size", size,
+                     "--duration", round(min(5, left), 2), "--warmup", 0], min(5, left))
+        conns = lambda server: lambda left: nb(
+            server, ["conns", "--total", 2000, "--concurrency", 32, "--duration",
+                     round(min(20, max(left, 1)), 2)], min(20, left))
+        chat = lambda *extra: lambda left: nb(
+            "chat", ["chat", "--clients", 10, "--senders", 5, "--duration",
+                     round(min(4, left), 2), *extra], min(4, left))
+        return {
+            "echo_split": [echo(16, 4, 64, "echo_split"), conns("echo_split"),
+                           echo(16, 4, 1000, "echo_split"), conns("echo_split")],
+            "conn_counter": [conns("conn_counter"), echo(8, 4, 256, "conn_counter")],
+            "chat": [chat(), chat(), chat("--slow", 1)],
+            "udp_pingpong": [lambda left: self.ping_run("udp_pingpong", 50000)],
+        }
+
+    def progress(self):
+        """One line a minute on stderr: what each server holds and how its load went."""
+        with self.lock:
+            latest = {}
+            for row in self.samples:
+                latest[row[2]] = row
+            t = time.monotonic() - self.load_started
+            parts = [f"{n} {latest[n][4] / 1024:.1f} MiB {latest[n][5]} fds "
+                     f"{self.tally[n].runs} runs {len(self.tally[n].failures)} failed"
+                     for n in self.servers if n in latest]
+        print(f"  {t / 60:4.1f} min: " + "; ".join(parts), file=sys.stderr, flush=True)
+
+    # --- the soak ---------------------------------------------------------------------------
+    def run(self):
+        phase = ["before"]
+        done = threading.Event()
+        sampler = threading.Thread(target=self.sampler, args=(lambda: phase[0], done))
+        sampler.start()
+        try:
+            time.sleep(2.2)                      # two idle samples: the "before" figures
+            self.sample("before")
+            phase[0] = "load"
+            self.load_started = time.monotonic()
+            self.load_offset = self.load_started - self.t0
+            threads = [threading.Thread(target=self.loop, args=(name, steps), name=name)
+                       for name, steps in self.loads().items()]
+            for thread in threads:
+                thread.start()
+            next_report = 60
+            while any(t.is_alive() for t in threads):
+                for thread in threads:
+                    thread.join(timeout=1)
+                if time.monotonic() - self.load_started >= next_report:
+                    self.progress()
+                    next_report += 60
+            self.load_ended = time.monotonic() - self.t0
+            phase[0] = "settle"
+            self.settle()
+        finally:
+            done.set()
+            sampler.join()
+            self.stop_servers()
+            self.runs_log.close()
+
+    def settle(self):
+        """Waits (bounded) until every server holds no more descriptors than before the load."""
+        before = self.before_fds()
+        deadline = time.monotonic() + self.options.settle
+        time.sleep(1.0)
+        while time.monotonic() < deadline:
+            now = {}
+            for name, server in self.servers.items():
+                if server.process.poll() is None:
+                    try:
+                        now[name] = fd_count(server.process.pid)
+                    except OSError:
+                        pass
+            if all(now.get(n, 0) <= before.get(n, 0) for n in self.servers):
+                break
+            time.sleep(0.2)
+        time.sleep(2.1)                          # two more samples at rest: the "after" figures
+        self.sample("settle")
+
+    def before_fds(self):
+        with self.lock:
+            rows = [r for r in self.samples if r[1] == "before"]
+        return {name: rows_of[-1][5] for name in self.servers
+                if (rows_of := [r for r in rows if r[2] == name])}
+
+    def stop_servers(self):
+        for server in self.servers.values():
+            server.stop()
+
+
+def kib(value):
+    return "–" if value is None else f"{value / 1024:.2f} MiB"
+
+
+def verdicts(soak):
+    """Per server: its figures and the reasons it fails (none: it passes)."""
+    rows = {}
+    warm_from = soak.load_offset + soak.warmup_s / 2
+    warm_to = soak.load_offset + soak.warmup_s
+    for name, server in soak.servers.items():
+        mine = [r for r in soak.samples if r[2] == name]
+        before = [r for r in mine if r[1] == "before"]
+        reference = [r[4] for r in mine if warm_from <= r[0] <= warm_to and r[1] == "load"]
+        later = [r[4] for r in mine if r[0] > warm_to and r[1] in ("load", "settle")]
+        load = [r for r in mine if r[1] == "load"]
+        settle = [r for r in mine if r[1] == "settle"]
+        fig = {"rss_before": before[-1][4] if before else None,
+               "rss_ref": max(reference) if reference else None,
+               "rss_end": mine[-1][4] if mine else None,
+               "rss_max": max(later) if later else None,
+               "fds_before": before[-1][5] if before else None,
+               "fds_max": max(r[5] for r in mine) if mine else None,
+               "fds_after": settle[-1][5] if settle else None,
+               "cpu_s": mine[-1][6] if mine else None,
+               "idle_cpu_s": None,
+               "samples": len(mine)}
+        # CPU at rest: from the first settled sample 1.5 s or more before the last one.
+        rest = [r for r in settle if r[0] <= settle[-1][0] - 1.5] if settle else []
+        if rest:
+            fig["idle_cpu_s"] = settle[-1][6] - rest[-1][6]
+            fig["idle_span_s"] = settle[-1][0] - rest[-1][0]
+        reasons = []
+        if name in soak.deaths:
+            t, status = soak.deaths[name]
+            reasons.append(f"died {t - soak.load_offset:.0f} s into the load (status {status})")
+            fig["growth"] = None
+        elif fig["rss_ref"] and fig["rss_max"] is not None:
+            fig["growth"] = fig["rss_max"] / fig["rss_ref"] - 1
+            if fig["growth"] > RSS_LIMIT:
+                reasons.append(f"resident memory grew {fig['growth']:+.1%} after the warm-up "
+                               f"({kib(fig['rss_ref'])} -> {kib(fig['rss_max'])}; limit "
+                               f"{RSS_LIMIT:.0%})")
+        else:
+            fig["growth"] = None
+            reasons.append("too few samples to judge memory growth")
+        if name in soak.deaths:
+            pass
+        elif fig["fds_after"] is None or fig["fds_before"] is None:
+            reasons.append("no descriptor count before or after the load")
+        elif fig["fds_after"] > fig["fds_before"]:
+            reasons.append(f"descriptors leaked: {fig['fds_before']} before the load, "
+                           f"{fig['fds_after']} after it settled ({soak.options.settle:g} s "
+                           "allowed)")
+        if name in soak.deaths:
+            pass
+        elif server.exit != 0:
+            reasons.append(f"exit status {server.exit} on SIGTERM (0 expected within 2 s)")
+        elif server.stop_s is not None and server.stop_s > 2:
+            reasons.append(f"took {server.stop_s:.1f} s to exit on SIGTERM (2 s at most)")
+        tally = soak.tally[name]
+        fig["conns"], fig["lines"], fig["runs"] = tally.conns, tally.lines, tally.runs
+        if name == "conn_counter":
+            match = re.search(r"total: (\d+) accepted, (\d+) closed", server.output)
+            fig["conns_reported"] = match and int(match.group(1))
+            if not match:
+                reasons.append("no `total: N accepted, C closed` line at exit")
+            elif not tally.failures and (int(match.group(1)) != tally.conns or
+                                         match.group(1) != match.group(2)):
+                reasons.append(f"`{match.group(0)}` at exit, netbench made {tally.conns}")
+        reasons += [f"{len(tally.failures)} load run(s) failed, first: {tally.failures[0]}"] \
+            if tally.failures else []
+        fig["slow"] = f"{tally.slow_dropped}/{tally.slow_runs}" if tally.slow_runs else None
+        rows[name] = (fig, reasons)
+    return rows
+
+
+def summary_markdown(soak, rows, command, started, wall_s, build_note, out):
+    shown_out = os.path.relpath(out, ROOT) if out.is_relative_to(ROOT) else str(out)
+    passed = all(not reasons for _, reasons in rows.values())
+    o = soak.options
+    lines = [
+        f"Command: `{command}`, started {started}, {wall_s:.0f} s wall time "
+        f"({o.minutes:g} min of load, warm-up {soak.warmup_s:g} s). "
+        f"Machine: {report.machine()}, shared with other work (load average "
+        f"{soak.loadavg[0]:.2f} at the start). {build_note}", "",
+        "| server | RSS before load | RSS warm-up peak (reference) | RSS max after warm-up | "
+        "growth | RSS at the end (idle) | fds before / max / after | connections | lines | "
+        "runs | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
+    what = {"echo_split": "echoed", "conn_counter": "echoed", "chat": "delivered",
+            "udp_pingpong": "pongs"}
+    for name, (fig, reasons) in rows.items():
+        growth = "–" if fig["growth"] is None else f"{fig['growth']:+.1%}"
+        conns = "–" if name == "udp_pingpong" else report.fmt(fig["conns"])
+        lines.append(
+            f"| {name} | {kib(fig['rss_before'])} | {kib(fig['rss_ref'])} | "
+            f"{kib(fig['rss_max'])} | {growth} | {kib(fig['rss_end'])} | "
+            f"{' / '.join('–' if fig[k] is None else str(fig[k]) for k in FDS)} | {conns} | "
+            f"{report.fmt(fig['lines'])} {what[name]} | {fig['runs']} | "
+            f"{'pass' if not reasons else '**FAIL**'} |")
+    lines.append("")
+    notes = []
+    for name, (fig, reasons) in rows.items():
+        extra = [f"{fig['cpu_s']:.1f} s CPU in all"] if fig["cpu_s"] is not None else []
+        if server_stop := soak.servers[name].stop_s:
+            extra.append(f"exit {soak.servers[name].exit} {server_stop:.2f} s after SIGTERM")
+        if fig["idle_cpu_s"] is not None:
+            extra.append(f"{fig['idle_cpu_s']:.2f} s CPU in the last {fig['idle_span_s']:.0f} s "
+                         "at rest")
+        if fig["slow"]:
+            extra.append(f"slow client dropped in {fig['slow']} runs with --slow 1")
+        if fig.get("conns_reported") is not None:
+            extra.append(f"its own count at exit: {fig['conns_reported']} accepted")
+        notes.append(f"- {name}: " + "; ".join(extra) + "." +
+                     "".join(f" **{r}.**" for r in reasons))
+    lines += notes + ["",
+                      "Memory: growth is the highest VmRSS after the warm-up over the highest in "
+                      "the second half of the warm-up; more than 5% fails. Descriptors: the count "
+                      "of /proc/PID/fd after the load, once settled, must not exceed the count "
+                      f"before it. Samples every second: {shown_out}/samples.csv (the load ran "
+                      f"from t = {soak.load_offset:.1f} s to {soak.load_ended:.1f} s); every load "
+                      f"run: {shown_out}/runs.jsonl.", "",
+                      f"**Verdict: {'pass' if passed else 'FAIL'}.**"]
+    return "\n".join(lines) + "\n", passed
+
+
+def update_results(section_body):
+    """Replaces the `## Soak` section of bench/RESULTS.md (or appends one)."""
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# netlab benchmark results\n"
+    section = "## Soak\n\n" + section_body
+    match = re.search(r"^## Soak\n.*?(?=^## |\Z)", text, re.M | re.S)
+    if match:
+        text = text[:match.start()] + section + ("\n" if match.end() < len(text) else "") + \
+            text[match.end():]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+    print(f"updated the Soak section of {path}", file=sys.stderr)
+
+
+def build(bin_dir):
+    build_dir = bin_dir.parent
+    print(f"building netlab (release preset) into {build_dir}...", file=sys.stderr, flush=True)
+    subprocess.run(["cmake", "--preset", "release", "-B", str(build_dir)], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(build_dir), "--target", *TARGETS], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def build_note(bin_dir):
+    try:
+        git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                                           text=True, timeout=10).stdout
+        commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+        changed = git("status", "--porcelain", "--", *SOURCES).splitlines()
+        if changed:
+            commit += f" with {len(changed)} uncommitted change(s) in the servers' sources"
+    except (OSError, subprocess.TimeoutExpired):
+        commit = "unknown"
+    shown = os.path.relpath(bin_dir, ROOT) if bin_dir.is_relative_to(ROOT) else str(bin_dir)
+    try:
+        cache = (bin_dir.parent / "CMakeCache.txt").read_text()
+        source = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", cache, re.M).group(1)
+    except (OSError, AttributeError):
+        source = None
+    if source and Path(source).resolve() != ROOT:
+        return f"Binaries: {shown}/, built from the sources in {source}, not this tree."
+    return f"Binaries: {shown}/ (release preset); the source tree is now at {commit}."
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(
+        prog="bench/soak", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n", 2)[2].strip(),
+        epilog=CRITERIA + """
+output:
+  A table per server on stdout, also in build/soak/soak.md: resident memory before the load,
+  the warm-up peak (the reference), the peak after the warm-up, the growth, the memory at the
+  end (idle); descriptors before / max / after; connections made; lines echoed (echo_split,
+  conn_counter), delivered (chat, one per receiver) or pongs (udp_pingpong); load runs; the
+  verdict and the reasons. build/soak/samples.csv holds every sample (t_s on the soak's clock,
+  phase before/load/settle, server, pid, rss_kib, fds, cpu_s), build/soak/runs.jsonl every
+  load run and its JSON summary. Exit status 0 when every server passes, 1 otherwise, 2 for a
+  bad option.
+
+examples:
+  bench/soak                          # build (release preset), then 10 minutes
+  bench/soak --minutes 0.5            # a quick check (warm-up: the first 15 s)
+  bench/soak --update-results         # 10 minutes, then the `## Soak` section of RESULTS.md
+  bench/soak --no-build --bin-dir build/other/bin --minutes 1""")
+    parser.add_argument("--minutes", type=float, default=10.0,
+                        help="minutes of load (fractions allowed, at least 0.1; default 10)")
+    parser.add_argument("--bin-dir",
+                        help="where the servers and netbench are (default build/release/bin); "
+                        "without --no-build it is built there: cmake --preset release -B "
+                        "BIN_DIR/.. and cmake --build BIN_DIR/..")
+    parser.add_argument("--no-build", action="store_true",
+                        help="use the binaries in --bin-dir as they are")
+    parser.add_argument("--settle", type=float, default=20.0,
+                        help="seconds at most to wait, after the load, for the descriptor counts "
+                        "to come back (default 20)")
+    parser.add_argument("--out",
+                        help="where soak.md, samples.csv and runs.jsonl go (default build/soak)")
+    parser.add_argument("--update-results", action="store_true",
+                        help="after the run, replace the `## Soak` section of bench/RESULTS.md "
+                        "with its summary (added at the end when there is none), pass or fail")
+    options = parser.parse_args(argv)
+    if not 0.1 <= options.minutes <= 24 * 60:
+        parser.error(f"--minutes {options.minutes:g}: between 0.1 and 1440")
+    if not 0 <= options.settle <= 600:
+        parser.error(f"--settle {options.settle:g}: between 0 and 600")
+    return options
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse(argv)
+    bin_dir = Path(options.bin_dir).resolve() if options.bin_dir else ROOT / "build/release/bin"
+    out = Path(options.out).resolve() if options.out else ROOT / "build/soak"
+    if not options.no_build:
+        build(bin_dir)
+    missing = [t for t in TARGETS if not (bin_dir / t).is_file()]
+    if missing:
+        sys.exit(f"bench/soak: {', '.join(missing)} not in {bin_dir} (build it, or --bin-dir)")
+    out.mkdir(parents=True, exist_ok=True)
+    # Servers and netbench inherit this, as in bench.py.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    command = "bench/soak" + "".join(f" {a}" for a in argv)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    wall0 = time.monotonic()
+    print(f"soak: {options.minutes:g} min of load on echo_split, conn_counter, chat, "
+          f"udp_pingpong from {bin_dir}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
+        soak = Soak(options, bin_dir, Path(workdir))
+        soak.loadavg = os.getloadavg()
+        for name, server in soak.servers.items():
+            print(f"  {name}: pid {server.process.pid}, port {server.port}", file=sys.stderr)
+        interrupted = False
+        try:
+            soak.run()
+        except KeyboardInterrupt:
+            interrupted = True
+        (out / "runs.jsonl").write_text((Path(workdir) / "runs.jsonl").read_text())
+    with open(out / "samples.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["t_s", "phase", "server", "pid", "rss_kib", "fds", "cpu_s"])
+        writer.writerows(soak.samples)
+    if interrupted:
+        sys.exit(f"bench/soak: interrupted; samples in {out / 'samples.csv'}, no verdict")
+    rows = verdicts(soak)
+    text, passed = summary_markdown(soak, rows, command, started, time.monotonic() - wall0,
+                                    build_note(bin_dir), out)
+    (out / "soak.md").write_text("# netlab soak\n\n" + text)
+    print(text)
+    if options.update_results:
+        update_results(text)
+    if not passed:
+        failing = [n for n, (_, reasons) in rows.items() if reasons]
+        print(f"bench/soak: FAIL ({', '.join(failing)}): see above and {out / 'soak.md'}",
+              file=sys.stderr)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
