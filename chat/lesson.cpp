@@ -17,8 +17,10 @@
 // That also serialises the room's work; the queued design is the one built to scale.
 #include "server.hpp"
 
+#include "common/idle.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
+#include "common/trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/channel.hpp>
@@ -81,10 +83,11 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
  public:
   lesson_session(tcp::socket socket, std::shared_ptr<lesson_room> chat_room, const options& opts)
       : socket_(std::move(socket)), room_(std::move(chat_room)), input_(opts.max_line),
-        max_line_(opts.max_line) {
+        max_line_(opts.max_line), idle_(room_->strand_, opts.idle_timeout) {
     error_code ignored;
     peer_ = socket_.remote_endpoint(ignored);
     name_ = fmt::format("{}", peer_);
+    input_.report_activity_to(idle_);
   }
 
   void start(shutdown_coordinator& shutdown) {
@@ -99,7 +102,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
  private:
   static asio::awaitable<void> run(std::shared_ptr<lesson_session> self) {
     spdlog::debug("{} connected", self->peer_);
-    co_await self->reader();
+    co_await self->idle_.run(self->reader(), [session = self.get()] { session->close_idle(); });
     if (!self->gone_) {
       error_code ignored;
       self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
@@ -139,6 +142,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
     }
     co_await acquire(*room_);
     held_lock lock(*room_);
+    if (idle_closed_) co_await write_to(*this, error_line(idle_reply));
     std::erase(room_->writers_, shared_from_this());
     co_await write_to_others(notice(name_ + " left"));
   }
@@ -198,9 +202,16 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   static asio::awaitable<void> write_to(lesson_session& target, message m) {
     if (target.gone_) co_return;
     ++target.writes_pending_;
-    auto [error, written] = co_await asio::async_write(target.socket_, asio::buffer(*m),
-                                                       asio::as_tuple(asio::use_awaitable));
+    error_code error;
+    if (trace::enabled()) {
+      std::vector<asio::const_buffer> buffers{asio::buffer(*m)};
+      error = co_await trace::write_all(target.socket_, buffers);
+    } else {
+      std::tie(error, std::ignore) = co_await asio::async_write(
+          target.socket_, asio::buffer(*m), asio::as_tuple(asio::use_awaitable));
+    }
     --target.writes_pending_;
+    target.idle_.activity();
     if (error) {
       spdlog::debug("{} write: {}", target.peer_, error.message());
       target.gone_ = true;
@@ -211,6 +222,19 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   void stop_reading() {
     stopped_early_ = true;
     input_.end_input();
+  }
+
+  // --idle-timeout: nothing read from or written to this client for the limit. As in the queued
+  // design: stop reading, say why, and cancel a write that is stuck on a client that reads nothing.
+  void close_idle() {
+    spdlog::info("{} ({}) idle for {} s: disconnecting", name_, peer_,
+                 std::chrono::duration<double>(idle_.limit()).count());
+    idle_closed_ = true;
+    stop_reading();
+    if (writes_pending_ > 0) {
+      error_code ignored;
+      socket_.cancel(ignored);
+    }
   }
 
   // Shutdown: stop reading, as in the queued design. But here a client that does not read holds
@@ -238,6 +262,8 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
   bool gone_ = false;           // a write failed: the client is gone, nobody writes to it again
   int writes_pending_ = 0;      // writes to this client in progress (at most one: the lock)
+  bool idle_closed_ = false;    // the idle watchdog stopped the reader
+  idle_watch idle_;             // --idle-timeout's watchdog; told by input_ and write_to
   asio::steady_timer shutdown_timer_{room_->strand_};  // stop_for_shutdown's
   shutdown_coordinator::membership membership_;
 };

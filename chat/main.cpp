@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   add_max_line_option(app, opts.max_line);
+  add_idle_timeout_option(app, opts.idle_timeout);
+  add_trace_flag(app);
   add_demo_flag(app, demo, server);
 
   return run_program(app, common, argc, argv, [&] {

@@ -51,6 +51,7 @@ inline constexpr std::string_view invalid_name_reply =
     "invalid name (1 to 32 of A-Z a-z 0-9 _ -)";
 inline constexpr std::string_view unknown_command_reply = "unknown command";
 inline constexpr std::string_view too_slow_reply = "too slow, disconnected";
+inline constexpr std::string_view idle_reply = "idle too long, disconnected";
 std::string name_taken_reply(std::string_view name);
 std::string who_reply(const std::vector<std::string>& names);  // "connected: a b c" (sorted)
 

@@ -9,6 +9,7 @@
 // --outbox lines behind, the next push marks it overflowed and it is disconnected.
 #include "server.hpp"
 
+#include "common/idle.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
 #include "common/write.hpp"
@@ -36,10 +37,12 @@ class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket socket, std::shared_ptr<room> chat_room, const options& opts)
       : socket_(std::move(socket)), room_(std::move(chat_room)), input_(opts.max_line),
-        max_line_(opts.max_line), outbox_limit_(opts.outbox) {
+        max_line_(opts.max_line), outbox_limit_(opts.outbox),
+        idle_(socket_.get_executor(), opts.idle_timeout) {
     error_code ignored;
     peer_ = socket_.remote_endpoint(ignored);
     name_ = fmt::format("{}", peer_);
+    input_.report_activity_to(idle_);
   }
 
   void start(shutdown_coordinator& shutdown) {
@@ -63,7 +66,9 @@ class session : public std::enable_shared_from_this<session> {
   static asio::awaitable<void> run(std::shared_ptr<session> self) {
     using namespace asio::experimental::awaitable_operators;
     spdlog::debug("{} connected", self->peer_);
-    co_await (self->reader() && self->writer());
+    co_await self->idle_.run(self->reader() && self->writer(), [session = self.get()] {
+      session->close_idle();
+    });
     if (self->stopped_early_ && !self->too_slow_) {
       co_await discard_input(self->socket_, close_linger);
     }
@@ -110,6 +115,7 @@ class session : public std::enable_shared_from_this<session> {
           break;
       }
     }
+    if (idle_closed_) outbox_->push(error_line(idle_reply));
     room_->leave(name_);
     outbox_->close();
   }
@@ -175,6 +181,7 @@ class session : public std::enable_shared_from_this<session> {
       writing_ = true;
       const auto error = co_await write_all(socket_, buffers);
       writing_ = false;
+      idle_.activity();
       if (error) {
         if (too_slow_) break;  // disconnect_slow() cancelled this write
         // The client is gone (reset, broken pipe): stop reading and refuse further pushes.
@@ -229,6 +236,20 @@ class session : public std::enable_shared_from_this<session> {
     });
   }
 
+  // --idle-timeout: nothing read from or written to this client for the limit. The reader stops
+  // and says goodbye (idle_reply); a write still pending is to a client that reads nothing:
+  // cancel it, so the session can end.
+  void close_idle() {
+    spdlog::info("{} ({}) idle for {} s: disconnecting", name_, peer_,
+                 std::chrono::duration<double>(idle_.limit()).count());
+    idle_closed_ = true;
+    stop_reading();
+    if (writing_) {
+      error_code ignored;
+      socket_.cancel(ignored);
+    }
+  }
+
   // Shutdown, /quit, or the writer giving up: the reader reads nothing more.
   void stop_reading() {
     stopped_early_ = true;
@@ -246,6 +267,8 @@ class session : public std::enable_shared_from_this<session> {
   bool stopped_early_ = false;   // reading stopped before the client's EOF: close with a linger
   bool too_slow_ = false;        // the outbox overflowed: we are dropping this client
   bool writing_ = false;         // the writer's write is in progress
+  bool idle_closed_ = false;     // the idle watchdog stopped the reader
+  idle_watch idle_;              // --idle-timeout's watchdog; told by input_ and the writer
   asio::steady_timer shutdown_timer_{socket_.get_executor()};  // stop_for_shutdown's
   shutdown_coordinator::membership membership_;  // leaves when the session is destroyed
 };

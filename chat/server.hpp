@@ -28,6 +28,7 @@ struct options {
   chat::design design = design::queued;
   std::size_t outbox = default_outbox;      // lines queued for one client (queued design)
   std::size_t max_line = default_max_line;  // bytes before '\n'
+  std::chrono::milliseconds idle_timeout{0};  // --idle-timeout; zero: never
 };
 
 // How long a session that stopped reading early (/quit, a refused line, a shutdown) waits for the

@@ -1,11 +1,13 @@
 #include "cli.hpp"
 
 #include "log.hpp"
+#include "trace.hpp"
 
 #include <boost/asio/ip/address.hpp>
 
 #include <sched.h>
 
+#include <cmath>
 #include <thread>
 
 namespace netlab {
@@ -62,6 +64,29 @@ void add_max_line_option(CLI::App& app, std::size_t& max_line) {
                  "and the connection is closed")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
       ->capture_default_str();
+}
+
+void add_idle_timeout_option(CLI::App& app, std::chrono::milliseconds& idle_timeout) {
+  app.add_option_function<double>(
+         "--idle-timeout",
+         [&idle_timeout](double seconds) {
+           idle_timeout = std::chrono::milliseconds(std::llround(seconds * 1000));
+         },
+         "Close a connection after this many seconds with nothing received from the client and "
+         "nothing written to it (decimals allowed; default: 0, never)")
+      ->check(CLI::Range(0.0, 7.0 * 24 * 3600));
+}
+
+void add_trace_flag(CLI::App& app) {
+  app.add_flag_callback(
+      "--trace",
+      [] {
+        if (!trace::enable()) {
+          throw CLI::ValidationError("--trace", "this build has no trace mode (NETLAB_TRACE=OFF)");
+        }
+      },
+      "Log each socket operation step by step on stderr: attempted, would block, waiting for "
+      "readiness, woken, completed with N bytes (by file descriptor)");
 }
 
 void add_demo_flag(CLI::App& app, bool& demo, server_options& server) {

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -45,6 +46,12 @@ void add_server_options(CLI::App& app, server_options& options);
 
 // --max-line, as the line-based servers take it: the longest line, in bytes before '\n'.
 void add_max_line_option(CLI::App& app, std::size_t& max_line);
+
+// --idle-timeout SECONDS for a TCP server (common/idle.hpp): 0, the default, is off.
+void add_idle_timeout_option(CLI::App& app, std::chrono::milliseconds& idle_timeout);
+
+// --trace: log every socket operation step by step (common/trace.hpp).
+void add_trace_flag(CLI::App& app);
 
 // --demo for a server: the server plus scripted clients in this process. A demo binds a free
 // port unless --port was given, so it never collides with a server already running.

@@ -1,5 +1,8 @@
 #include "line_reader.hpp"
 
+#include "idle.hpp"
+#include "trace.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -9,10 +12,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
 
 namespace netlab {
 
 namespace asio = boost::asio;
+using boost::system::error_code;
 
 line_reader::line_reader(std::size_t max_line) : max_line_(max_line) {}
 
@@ -85,7 +90,7 @@ asio::awaitable<line_result> line_reader::read_line(asio::ip::tcp::socket& socke
       }
       co_return line_result{line_status::end_of_input, {}, {}};
     }
-    if (!storage_) {
+    if (!storage_ && !trace::enabled()) {
       // An idle connection costs no buffer: wait until bytes (or the end) arrive, then allocate.
       auto [wait_error] = co_await socket.async_wait(
           asio::ip::tcp::socket::wait_read,
@@ -93,11 +98,19 @@ asio::awaitable<line_result> line_reader::read_line(asio::ip::tcp::socket& socke
       if (wait_error == asio::error::operation_aborted && input_ended_) continue;  // end_input()
       if (wait_error) co_return line_result{line_status::failed, {}, wait_error};
     }
-    auto space = prepare();
-    auto [error, bytes_read] = co_await socket.async_read_some(
-        asio::buffer(space.data(), space.size()),
-        asio::bind_cancellation_slot(stop_reading_.slot(), asio::as_tuple(asio::use_awaitable)));
+    const auto free_space = prepare();
+    const auto space = asio::buffer(free_space.data(), free_space.size());
+    error_code error;
+    std::size_t bytes_read = 0;
+    if (trace::enabled()) {
+      std::tie(error, bytes_read) = co_await trace::read_some(socket, space, stop_reading_.slot());
+    } else {
+      std::tie(error, bytes_read) = co_await socket.async_read_some(
+          space, asio::bind_cancellation_slot(stop_reading_.slot(),
+                                              asio::as_tuple(asio::use_awaitable)));
+    }
     commit(bytes_read);
+    if (bytes_read > 0 && activity_ != nullptr) activity_->activity();
     if (error == asio::error::eof) {
       input_ended_ = true;
     } else if (error == asio::error::operation_aborted && input_ended_) {

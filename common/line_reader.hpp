@@ -19,6 +19,8 @@
 
 namespace netlab {
 
+class idle_watch;
+
 // The size of one read. Large enough that a busy connection needs few system calls, small
 // enough that ten thousand idle connections stay cheap (untouched pages cost no memory).
 inline constexpr std::size_t read_chunk = 16 * 1024;
@@ -53,6 +55,9 @@ class line_reader {
   // reading at shutdown without cancelling its writer's write on the same socket.
   void end_input();
 
+  // Every read that brings bytes tells `watch` (--idle-timeout); the watch must outlive reads.
+  void report_activity_to(idle_watch& watch) { activity_ = &watch; }
+
   // The framing on its own, without a socket (read_line is built on these; tests and fuzzers
   // drive them directly).
   std::span<char> prepare();            // space for the next read
@@ -72,6 +77,7 @@ class line_reader {
   std::size_t scanned_ = 0;  // bytes from begin_ already known to hold no '\n'
   bool input_ended_ = false;  // the peer closed, or end_input() was called
   bool input_stopped_ = false;  // end_input() was called: an unfinished rest is not handed out
+  idle_watch* activity_ = nullptr;  // told about every read that brings bytes, if set
   boost::asio::cancellation_signal stop_reading_;  // end_input() cancels the pending read with it
 };
 

@@ -3,6 +3,7 @@
 #include "cli.hpp"
 #include "log.hpp"
 #include "spawn.hpp"
+#include "trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -146,8 +147,14 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& 
     }
     tcp::endpoint peer;
     // The connection lives on the next thread's io_context, from accept to close.
-    auto [error, socket] = co_await state->acceptor.async_accept(
-        rt.next_context().get_executor(), peer, asio::as_tuple(asio::use_awaitable));
+    tcp::socket socket(rt.next_context());
+    boost::system::error_code error;
+    if (trace::enabled()) {
+      error = co_await trace::accept(state->acceptor, socket, peer);
+    } else {
+      std::tie(error) = co_await state->acceptor.async_accept(socket, peer,
+                                                              asio::as_tuple(asio::use_awaitable));
+    }
     if (!error) {
       if (exhausted) {
         spdlog::info("accepting again");

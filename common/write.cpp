@@ -1,5 +1,7 @@
 #include "write.hpp"
 
+#include "trace.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -9,10 +11,7 @@ namespace netlab {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-namespace {
-
-// Drops the first `bytes` of the sequence: whole buffers, then the front of a partial one.
-void consume(std::vector<asio::const_buffer>& buffers, std::size_t bytes) {
+void consume_front(std::vector<asio::const_buffer>& buffers, std::size_t bytes) {
   auto first = buffers.begin();
   while (first != buffers.end() && bytes >= first->size()) {
     bytes -= first->size();
@@ -22,10 +21,9 @@ void consume(std::vector<asio::const_buffer>& buffers, std::size_t bytes) {
   buffers.erase(buffers.begin(), first);
 }
 
-}  // namespace
-
 asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
                                       std::vector<asio::const_buffer>& buffers) {
+  if (trace::enabled()) co_return co_await trace::write_all(socket, buffers);
   error_code error;
   if (!socket.non_blocking()) socket.non_blocking(true, error);
   if (error) co_return error;
@@ -34,7 +32,7 @@ asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
   while (asio::buffer_size(buffers) > 0) {
     const auto written = socket.write_some(buffers, error);
     if (error) break;
-    consume(buffers, written);
+    consume_front(buffers, written);
   }
   if (error == asio::error::would_block || error == asio::error::try_again) error = {};
   if (error || asio::buffer_size(buffers) == 0) co_return error;

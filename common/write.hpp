@@ -20,4 +20,7 @@ namespace netlab {
 boost::asio::awaitable<boost::system::error_code> write_all(
     boost::asio::ip::tcp::socket& socket, std::vector<boost::asio::const_buffer>& buffers);
 
+// Drops the first `bytes` of `buffers`: the whole buffers they cover, then the front of the next.
+void consume_front(std::vector<boost::asio::const_buffer>& buffers, std::size_t bytes);
+
 }  // namespace netlab

@@ -1,7 +1,9 @@
 #include "echo_session.hpp"
 
+#include "common/idle.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
+#include "common/trace.hpp"
 #include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -9,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <memory>
+#include <tuple>
 #include <vector>
 
 namespace netlab::counter {
@@ -21,11 +24,13 @@ namespace {
 
 class echo_session : public std::enable_shared_from_this<echo_session> {
  public:
-  echo_session(accepted_connection connection, counted_connection counted)
+  echo_session(accepted_connection connection, counted_connection counted,
+               std::chrono::milliseconds idle_timeout)
       : slot_(std::move(connection.slot)),
         counted_(std::move(counted)),
         socket_(std::move(connection.socket)),
-        peer_(connection.peer) {}
+        peer_(connection.peer),
+        idle_(socket_.get_executor(), idle_timeout) {}
 
   void start(shutdown_coordinator& shutdown) {
     membership_ = shutdown.join([weak = weak_from_this()] {
@@ -33,27 +38,44 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
         asio::post(self->socket_.get_executor(), [self] { self->stop_reading(); });
       }
     });
-    spawn(socket_.get_executor(), echo(shared_from_this()),
+    spawn(socket_.get_executor(), run(shared_from_this()),
           fmt::format("echo #{} {}", counted_.number(), peer_));
   }
 
  private:
-  // The whole session. `self` keeps the session alive while the coroutine runs; when the
+  // The session, with its --idle-timeout watchdog when there is one. `self` holds the session
+  // (and so the watchdog's timer) until both have ended.
+  static asio::awaitable<void> run(std::shared_ptr<echo_session> self) {
+    auto& idle = self->idle_;
+    co_await idle.run(echo(self), [session = self.get()] { session->close_idle(); });
+  }
+
+  // The echo itself. `self` keeps the session alive while the coroutine runs; when the
   // coroutine ends (or is destroyed), the last reference goes and the members below are
   // destroyed in reverse order: the socket closes, then the close is counted, then the slot is
   // given back.
   static asio::awaitable<void> echo(std::shared_ptr<echo_session> self) {
     auto& socket = self->socket_;
-    // An idle connection costs no buffer: wait until bytes (or the end) arrive, then allocate.
-    auto [wait_error] =
-        co_await socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
-    if (wait_error) co_return;
+    if (!trace::enabled()) {
+      // An idle connection costs no buffer: wait until bytes (or the end) arrive, then allocate.
+      auto [wait_error] =
+          co_await socket.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable));
+      if (wait_error) co_return;
+    }
     // Not zero-filled: every byte written back is one just read into it.
     auto buffer = std::make_unique_for_overwrite<char[]>(echo_buffer_size);
+    const auto space = asio::buffer(buffer.get(), echo_buffer_size);
     std::vector<asio::const_buffer> echo;  // what write_all sends; reused, so no allocation per read
     for (;;) {
-      auto [read_error, bytes_read] = co_await socket.async_read_some(
-          asio::buffer(buffer.get(), echo_buffer_size), asio::as_tuple(asio::use_awaitable));
+      error_code read_error;
+      std::size_t bytes_read = 0;
+      if (trace::enabled()) {
+        std::tie(read_error, bytes_read) = co_await trace::read_some(socket, space);
+      } else {
+        std::tie(read_error, bytes_read) =
+            co_await socket.async_read_some(space, asio::as_tuple(asio::use_awaitable));
+      }
+      self->idle_.activity();
       if (read_error == asio::error::eof) break;
       if (read_error) {
         // A reset is an expected way for a client to leave; the close is counted all the same.
@@ -62,7 +84,10 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
         co_return;
       }
       echo.assign(1, asio::buffer(buffer.get(), bytes_read));
+      self->writing_ = true;
       const auto write_error = co_await write_all(socket, echo);
+      self->writing_ = false;
+      self->idle_.activity();
       if (write_error) {
         spdlog::debug("#{} {} write: {}", self->counted_.number(), self->peer_,
                       write_error.message());
@@ -82,6 +107,18 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
     socket_.shutdown(tcp::socket::shutdown_receive, ignored);
   }
 
+  // --idle-timeout: nothing read or written for the limit. Stop reading, as a shutdown does; a
+  // write still pending is to a client that reads nothing: cancel it, so the session can end.
+  void close_idle() {
+    spdlog::info("#{} {} idle for {} s: closing", counted_.number(), peer_,
+                 std::chrono::duration<double>(idle_.limit()).count());
+    stop_reading();
+    if (writing_) {
+      error_code ignored;
+      socket_.cancel(ignored);
+    }
+  }
+
   // Declared in this order so they are destroyed in the reverse one: the socket closes first;
   // then `Disconnected` is printed, once the connection really is closed; then the slot is given
   // back (which may let the accept loop take a new connection, now that the descriptor is free);
@@ -91,13 +128,16 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
   counted_connection counted_;
   tcp::socket socket_;  // used only by echo() and stop_reading(), both on its thread
   tcp::endpoint peer_;  // for log lines
+  bool writing_ = false;  // echo() is waiting for a write to complete
+  idle_watch idle_;  // --idle-timeout's watchdog, told by echo() of every read and write
 };
 
 }  // namespace
 
 void start_echo_session(accepted_connection connection, counted_connection counted,
-                        shutdown_coordinator& shutdown) {
-  std::make_shared<echo_session>(std::move(connection), std::move(counted))->start(shutdown);
+                        std::chrono::milliseconds idle_timeout, shutdown_coordinator& shutdown) {
+  std::make_shared<echo_session>(std::move(connection), std::move(counted), idle_timeout)
+      ->start(shutdown);
 }
 
 }  // namespace netlab::counter

@@ -16,6 +16,7 @@
 #include "common/listener.hpp"
 #include "common/shutdown.hpp"
 
+#include <chrono>
 #include <cstddef>
 
 namespace netlab::counter {
@@ -28,7 +29,9 @@ inline constexpr std::size_t echo_buffer_size = 16 * 1024;
 // Starts the echo session for `connection`, which keeps `counted` (its place in the counts) and
 // the connection's slot until it ends. When a stop is requested the session stops reading,
 // finishes the write it is doing, half-closes and ends.
+// With a non-zero `idle_timeout`, a connection with nothing read or written for that long is
+// closed the same way (common/idle.hpp).
 void start_echo_session(accepted_connection connection, counted_connection counted,
-                        shutdown_coordinator& shutdown);
+                        std::chrono::milliseconds idle_timeout, shutdown_coordinator& shutdown);
 
 }  // namespace netlab::counter

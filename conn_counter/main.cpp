@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
                                  descriptor_reserve, descriptors_per_thread))
           ->check(CLI::PositiveNumber)
           ->capture_default_str();
+  std::chrono::milliseconds idle_timeout{0};
+  add_idle_timeout_option(app, idle_timeout);
+  add_trace_flag(app);
   add_demo_flag(app, demo, server);
 
   return run_program(app, common, argc, argv, [&] {
@@ -38,7 +41,7 @@ int main(int argc, char** argv) {
     if (max_option->count() == 0) max_connections = descriptor_connection_limit(server.threads);
     // Created before the runtime and destroyed after it: a session that a forced stop leaves
     // behind is destroyed with the runtime, and still counts its close before the total.
-    counter::server counting(counter::print_to_stdout());
+    counter::server counting(counter::print_to_stdout(), idle_timeout);
     {
       runtime rt(server.threads);
       counter::status_on_signal status(rt, counting);  // before `listening on`: see server.hpp

@@ -24,7 +24,7 @@ line_sink print_to_stdout() {
 
 void server::accept(accepted_connection connection, shutdown_coordinator& shutdown) {
   counted_connection counted(*this, connection.peer);
-  start_echo_session(std::move(connection), std::move(counted), shutdown);
+  start_echo_session(std::move(connection), std::move(counted), idle_timeout_, shutdown);
 }
 
 void server::report_status() {

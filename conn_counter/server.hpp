@@ -10,6 +10,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,7 +29,9 @@ class server {
  public:
   // Must outlive every session (main() creates it before the runtime); `output` is called from
   // any thread and must be thread-safe.
-  explicit server(line_sink output) : output_(std::move(output)) {}
+  // `idle_timeout`: --idle-timeout, zero for never.
+  explicit server(line_sink output, std::chrono::milliseconds idle_timeout = {})
+      : output_(std::move(output)), idle_timeout_(idle_timeout) {}
 
   // The session factory for start_accepting: counts the connection, prints
   // `Connection #N from ADDR`, and starts its echo session as a member of `shutdown`.
@@ -45,6 +48,7 @@ class server {
   friend class counted_connection;
   connection_counters counters_;
   line_sink output_;
+  std::chrono::milliseconds idle_timeout_;
 };
 
 // One connection's place in the counts, from accept to close: the scope guard of the exercise.

@@ -1,5 +1,6 @@
 #include "echo_session.hpp"
 
+#include "common/idle.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
 #include "common/write.hpp"
@@ -33,9 +34,11 @@ class session : public std::enable_shared_from_this<session> {
       : socket_(std::move(socket)),
         lines_(socket_.get_executor(), limits.queue),
         input_(limits.max_line),
-        max_line_(limits.max_line) {
+        max_line_(limits.max_line),
+        idle_(socket_.get_executor(), limits.idle_timeout) {
     error_code ignored;
     peer_ = socket_.remote_endpoint(ignored);
+    input_.report_activity_to(idle_);
   }
 
   void start(shutdown_coordinator& shutdown) {
@@ -51,7 +54,9 @@ class session : public std::enable_shared_from_this<session> {
   static asio::awaitable<void> run(std::shared_ptr<session> self) {
     using namespace asio::experimental::awaitable_operators;
     spdlog::debug("{} connected", self->peer_);
-    co_await (self->reader() && self->writer());
+    co_await self->idle_.run(self->reader() && self->writer(), [self = self.get()] {
+      self->close_idle();
+    });
     // The reader stopped before the client's end of input (a refused line, a shutdown): the
     // client may still be sending, and closing now would reset the connection and destroy the
     // last replies before the client reads them. Linger until it closes, within a limit.
@@ -121,7 +126,10 @@ class session : public std::enable_shared_from_this<session> {
       if (!client_gone && !batch.empty()) {
         buffers.clear();
         for (const auto& line : batch) buffers.push_back(asio::buffer(line));
+        writing_ = true;
         const auto write_error = co_await write_all(socket_, buffers);
+        writing_ = false;
+        idle_.activity();
         if (write_error) {
           // The client is gone (reset, broken pipe). Stop the reader, and keep taking what it
           // still queues until its end-of-input message, so it never waits on a full channel.
@@ -147,12 +155,26 @@ class session : public std::enable_shared_from_this<session> {
     input_.end_input();
   }
 
+  // --idle-timeout: nothing read or written for the limit. Stop reading, as a shutdown does; a
+  // write still pending is to a client that reads nothing: cancel it, so the session can end.
+  void close_idle() {
+    spdlog::info("{} idle for {} s: closing", peer_,
+                 std::chrono::duration<double>(idle_.limit()).count());
+    stop_reading();
+    if (writing_) {
+      error_code ignored;
+      socket_.cancel(ignored);
+    }
+  }
+
   tcp::socket socket_;       // shared by reader and writer, on this session's thread
   line_channel lines_;       // reader -> writer; its capacity is the --queue bound
   line_reader input_;        // the reader's buffer
   std::size_t max_line_;
   tcp::endpoint peer_;       // for log lines, read once (it fails after a reset)
   bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
+  bool writing_ = false;        // the writer's write is in progress
+  idle_watch idle_;             // --idle-timeout's watchdog; told by input_ and the writer
   shutdown_coordinator::membership membership_;  // leaves when the session is destroyed
 };
 

@@ -32,6 +32,7 @@ inline constexpr std::chrono::milliseconds close_linger{1000};
 struct options {
   std::size_t queue = default_queue;        // lines between reader and writer
   std::size_t max_line = default_max_line;  // bytes before '\n'
+  std::chrono::milliseconds idle_timeout{0};  // --idle-timeout; zero: never
 };
 
 // Starts a session for `socket`, as a member of `shutdown`: when a stop is requested the session

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   add_max_line_option(app, limits.max_line);
+  add_idle_timeout_option(app, limits.idle_timeout);
+  add_trace_flag(app);
   add_demo_flag(app, demo, server);
 
   return run_program(app, common, argc, argv, [&] {

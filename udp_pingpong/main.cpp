@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
                "udp_pingpong"};
   common_options common;
   add_common_options(app, common);
+  add_trace_flag(app);
   app.fallthrough();  // options of the main command (--log-level) may follow a subcommand
   app.require_subcommand(0, 1);
 

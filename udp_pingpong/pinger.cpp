@@ -3,6 +3,7 @@
 #include "common/cli.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
+#include "common/trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -86,8 +87,14 @@ asio::awaitable<void> pinger::run() {
 
 asio::awaitable<void> pinger::receiver() {
   while (!finished_) {
-    auto [error, size] = co_await socket_.async_receive(asio::buffer(incoming_),
-                                                        asio::as_tuple(asio::use_awaitable));
+    error_code error;
+    std::size_t size = 0;
+    if (trace::enabled()) {
+      std::tie(error, size) = co_await trace::receive(socket_, asio::buffer(incoming_));
+    } else {
+      std::tie(error, size) = co_await socket_.async_receive(asio::buffer(incoming_),
+                                                             asio::as_tuple(asio::use_awaitable));
+    }
     const auto now = clock::now();  // first thing: the reply's time should not include ours
     if (finished_ || error == asio::error::operation_aborted) break;
     if (error) {
@@ -194,6 +201,12 @@ void pinger::send_ping() {
     socket_.send(asio::buffer(outgoing_), 0, error);
   }
   tracker_.sent(now);
+  if (trace::enabled()) {
+    // Sent without waiting: a datagram socket's send buffer has room, or the send fails.
+    trace::note(socket_.native_handle(), "send",
+                error ? "failed: " + error.message() : fmt::format("completed with {} bytes",
+                                                                  outgoing_.size()));
+  }
   // A ping that could not be sent still counts: it times out as lost, so a failing route shows
   // in the loss figure instead of disappearing from it.
   if (error) spdlog::warn("ping seq={} to {}: {}", tracker_.sent(), target_, error.message());

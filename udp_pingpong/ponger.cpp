@@ -5,6 +5,7 @@
 #include "common/cli.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
+#include "common/trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -60,8 +61,14 @@ asio::awaitable<void> answer_pings(std::shared_ptr<ponger> self) {
   auto& socket = self->socket;
   udp::endpoint sender;
   while (socket.is_open()) {
-    auto [error, size] = co_await socket.async_receive_from(
-        asio::buffer(self->datagram), sender, asio::as_tuple(asio::use_awaitable));
+    error_code error;
+    std::size_t size = 0;
+    if (trace::enabled()) {
+      std::tie(error, size) = co_await trace::receive_from(socket, asio::buffer(self->datagram), sender);
+    } else {
+      std::tie(error, size) = co_await socket.async_receive_from(
+          asio::buffer(self->datagram), sender, asio::as_tuple(asio::use_awaitable));
+    }
     if (error == asio::error::operation_aborted || !socket.is_open()) break;
     if (error) {
       if (!about_an_earlier_datagram(error)) throw boost::system::system_error(error, "receive");
@@ -76,7 +83,11 @@ asio::awaitable<void> answer_pings(std::shared_ptr<ponger> self) {
     }
     // The reply is the request's own bytes: never larger. Sent at once, without a round trip
     // through the scheduler; only when the kernel's buffer is full does the loop wait for room.
-    socket.send_to(asio::buffer(request), sender, 0, error);
+    if (trace::enabled()) {
+      std::tie(error, std::ignore) = co_await trace::send_to(socket, asio::buffer(request), sender);
+    } else {
+      socket.send_to(asio::buffer(request), sender, 0, error);
+    }
     if (error == asio::error::would_block) {
       std::tie(error, std::ignore) = co_await socket.async_send_to(
           asio::buffer(request), sender, asio::as_tuple(asio::use_awaitable));

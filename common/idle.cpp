@@ -1,0 +1,59 @@
+#include "idle.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <variant>
+
+namespace netlab {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// `a || b` waits for the first branch that *succeeds*: a session that threw would leave `||`
+// waiting for the watch, which never ends. So the session's exception becomes its result.
+asio::awaitable<std::exception_ptr> catching(asio::awaitable<void> session) {
+  try {
+    co_await std::move(session);
+  } catch (...) {
+    co_return std::current_exception();
+  }
+  co_return nullptr;
+}
+
+}  // namespace
+
+idle_watch::idle_watch(const asio::any_io_executor& executor, clock::duration limit)
+    : limit_(limit), timer_(executor) {}
+
+asio::awaitable<void> idle_watch::run(asio::awaitable<void> session,
+                                      std::function<void()> on_idle) {
+  using namespace asio::experimental::awaitable_operators;
+  if (!enabled()) {
+    co_await std::move(session);
+    co_return;
+  }
+  last_activity_ = clock::now();
+  // watch() never finishes by itself: when the session ends, `||` cancels the watch. (A watch
+  // that finished on idle would make `||` cancel the session, aborting its last writes.)
+  auto ended = co_await (catching(std::move(session)) || watch(std::move(on_idle)));
+  if (ended.index() == 0 && std::get<0>(ended)) std::rethrow_exception(std::get<0>(ended));
+}
+
+asio::awaitable<void> idle_watch::watch(std::function<void()> on_idle) {
+  // Sleep until the limit after the last activity; if there was activity meanwhile, sleep again.
+  for (;;) {
+    timer_.expires_at(last_activity_ + limit_);
+    auto [error] = co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (error) co_return;  // the session ended
+    if (clock::now() >= last_activity_ + limit_) break;
+  }
+  on_idle();
+  timer_.expires_at(clock::time_point::max());
+  co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));  // until the session ends
+}
+
+}  // namespace netlab

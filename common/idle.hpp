@@ -1,0 +1,54 @@
+// --idle-timeout: reaping connections that do nothing.
+//
+// A client that connects and then neither sends nor reads keeps a descriptor and a session for
+// ever; with enough of them a server runs out of descriptors. With --idle-timeout SECONDS, a
+// connection on which nothing happened for that long - no byte from the client, no write to it
+// completed - is closed the way a shutdown closes it: the server stops reading, writes back what
+// it has already read, and closes. A write still pending then is to a client that reads nothing:
+// it is cancelled. Off by default (0), as in the lesson.
+//
+// Why a watchdog coroutine beside the session and not a timeout on each read: arming and
+// cancelling a timer per read costs two timer-queue operations per line; here a read only
+// stores the time (and only when the timeout is on), and the watchdog wakes once per period.
+// (Asio's cpp20/coroutines/timeout.cpp example uses the same pattern.)
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+
+namespace netlab {
+
+class idle_watch {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // `limit` zero: the watch is off, activity() costs a test and watch() is never needed.
+  idle_watch(const boost::asio::any_io_executor& executor, clock::duration limit);
+
+  bool enabled() const { return limit_ != clock::duration::zero(); }
+  clock::duration limit() const { return limit_; }
+
+  // Something happened on the connection (bytes read, a write completed).
+  void activity() {
+    if (enabled()) last_activity_ = clock::now();
+  }
+
+  // Runs `session` to its end; meanwhile, if the connection stays idle for the limit, calls
+  // `on_idle` once, which should make the session end (stop reading, cancel a stuck write).
+  // With the watch off, just runs `session`.
+  boost::asio::awaitable<void> run(boost::asio::awaitable<void> session,
+                                   std::function<void()> on_idle);
+
+ private:
+  boost::asio::awaitable<void> watch(std::function<void()> on_idle);
+
+  clock::duration limit_;
+  clock::time_point last_activity_ = clock::now();
+  boost::asio::steady_timer timer_;  // the watchdog's; cancelled when the session ends
+};
+
+}  // namespace netlab

@@ -1,0 +1,78 @@
+// --trace: the reactor's story, told for every socket operation.
+//
+// The lesson explains what happens under `stream.read(&mut buf).await`: try the read; if the
+// socket has nothing, it "would block", so register interest with the I/O driver and wait for
+// epoll; when woken, read again. Asio's async_read_some does exactly that, but inside the library.
+// With --trace, netlab walks that path by hand, one step at a time, and logs each step:
+//
+//   try:  a non-blocking read_some (write_some, accept, receive_from, send_to)
+//   would block (EAGAIN):  co_await socket.async_wait(wait_read)  = register and wait for epoll
+//   woken:  the reactor says the socket is ready; try again
+//   completed with N bytes (or end of stream, or an error)
+//
+// so what the student reads is what the kernel answered. Without --trace the servers use Asio's
+// own asynchronous operations; the only cost is one test of a flag per operation, and a build
+// with -DNETLAB_TRACE=OFF removes even that (see the echo_split walkthrough for the measurement).
+//
+// Each line names the socket by its file descriptor, the number epoll, strace and /proc know it
+// by, so a connection can be followed through the log.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include <cstddef>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#ifndef NETLAB_TRACE
+#define NETLAB_TRACE 1
+#endif
+
+namespace netlab::trace {
+
+#if NETLAB_TRACE
+namespace detail {
+inline bool on = false;  // set once, before any thread starts; only read afterwards
+}
+// Whether --trace was given. Cheap: the hot paths ask it once per operation.
+inline bool enabled() noexcept { return detail::on; }
+#else
+constexpr bool enabled() noexcept { return false; }
+#endif
+
+// Turns tracing on (before the runtime starts). False in a build without trace support.
+bool enable();
+
+using boost::system::error_code;
+using read_result = std::tuple<error_code, std::size_t>;
+
+// The traced counterparts of async_read_some, of netlab::write_all, of async_accept and of the
+// UDP receive and send. Same results; a cancellation through `cancel` (or of the socket) ends the
+// wait as it would end the plain operation.
+boost::asio::awaitable<read_result> read_some(boost::asio::ip::tcp::socket& socket,
+                                              boost::asio::mutable_buffer buffer,
+                                              boost::asio::cancellation_slot cancel = {});
+boost::asio::awaitable<error_code> write_all(boost::asio::ip::tcp::socket& socket,
+                                             std::vector<boost::asio::const_buffer>& buffers);
+boost::asio::awaitable<error_code> accept(boost::asio::ip::tcp::acceptor& acceptor,
+                                          boost::asio::ip::tcp::socket& socket,
+                                          boost::asio::ip::tcp::endpoint& peer);
+boost::asio::awaitable<read_result> receive_from(boost::asio::ip::udp::socket& socket,
+                                                 boost::asio::mutable_buffer buffer,
+                                                 boost::asio::ip::udp::endpoint& sender);
+boost::asio::awaitable<read_result> receive(boost::asio::ip::udp::socket& socket,
+                                            boost::asio::mutable_buffer buffer);
+boost::asio::awaitable<read_result> send_to(boost::asio::ip::udp::socket& socket,
+                                            boost::asio::const_buffer datagram,
+                                            const boost::asio::ip::udp::endpoint& destination);
+
+// A step that needs no waiting, told in the same words (a ping sent without blocking, say).
+void note(int descriptor, std::string_view operation, std::string_view what);
+
+}  // namespace netlab::trace
