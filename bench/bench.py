@@ -103,6 +103,8 @@ def run_netbench(netbench, args, port, pid, pin, timeout):
         raise RuntimeError(f"netbench gave no summary (exit {done.returncode}): "
                            f"{done.stdout[-500:]} {done.stderr[-500:]}")
     result["exit"] = done.returncode
+    if done.returncode != 0:                   # what netbench said about it, for the reader
+        result["output"] = ("\n".join(lines[:-1])[-2000:] + "\n" + done.stderr[-1000:]).strip()
     return result
 
 

@@ -17,8 +17,8 @@ or --total, every loop by a count and the deadline, everything on loopback:
                 --slow 1, a client that never reads (the server must drop it)
   udp_pingpong  udp_pingpong ping --interval 0 --count 50000 (one ping in flight)
 
-Every second, for each server: VmRSS from /proc/PID/status, the entries of /proc/PID/fd, the
-CPU time from /proc/PID/stat (build/soak/samples.csv).
+Every second, for each server: VmRSS (and its anonymous and file-backed parts) from
+/proc/PID/status, the entries of /proc/PID/fd, the CPU time from /proc/PID/stat.
 """
 import argparse
 import csv
@@ -48,6 +48,9 @@ SOURCES = ("common", "echo_split", "conn_counter", "chat", "udp_pingpong", "benc
            "CMakeLists.txt", "CMakePresets.json")
 
 FDS = ("fds_before", "fds_max", "fds_after")
+COLUMNS = ("t_s", "phase", "server", "pid", "rss_kib", "rss_anon_kib", "rss_file_kib", "fds",
+           "cpu_s")
+T, PHASE, NAME, PID, RSS, ANON, FILE, NFD, CPU = range(len(COLUMNS))
 RSS_LIMIT = 0.05           # growth allowed after the warm-up
 FULL_WARMUP_S = 60.0       # the warm-up of a run of 2 minutes or more
 PAUSE_S = 0.5              # between two runs of one loop
@@ -74,11 +77,14 @@ verdict, per server (any one fails the soak, exit status 1):
 """
 
 
-def rss_kib(pid):
+def memory_kib(pid):
+    """VmRSS, and its anonymous (heap, stacks) and file-backed (code, libraries) parts."""
+    found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise OSError("no VmRSS")
+        key = line.split(":")[0]
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            found[key] = int(line.split()[1])
+    return found["VmRSS"], found.get("RssAnon"), found.get("RssFile")
 
 
 def fd_count(pid):
@@ -129,7 +135,7 @@ class Soak:
         self.warmup_s = FULL_WARMUP_S if self.load_s >= 120 else self.load_s / 2
         self.stop_load = threading.Event()
         self.lock = threading.Lock()
-        self.samples = []               # (t, phase, server, pid, rss_kib, fds, cpu_s)
+        self.samples = []               # rows of COLUMNS
         self.deaths = {}
         self.tally = {}
         self.runs_log = open(workdir / "runs.jsonl", "w")
@@ -161,8 +167,8 @@ class Soak:
                     self.stop_load.set()
                 continue
             try:
-                row = (t, phase, name, pid, rss_kib(pid), fd_count(pid), cpu_seconds(pid))
-            except (OSError, ValueError):
+                row = (t, phase, name, pid, *memory_kib(pid), fd_count(pid), cpu_seconds(pid))
+            except (OSError, ValueError, KeyError):
                 continue                     # exiting right now: the next poll() sees it
             with self.lock:
                 self.samples.append(row)
@@ -203,6 +209,10 @@ class Soak:
                     "failed")
             failure = f"netbench {' '.join(args)} exit {result['exit']}: " + ", ".join(
                 f"{k} {result[k]}" for k in keys if result.get(k))
+            # netbench's own words on a cut-off run or a sender the server stopped reading
+            failure += "".join(f"; {line.strip()}" for line in result.get("output", "").splitlines()
+                               if "blocked" in line or "cut off" in line or "error" in line.lower()
+                               and not line.startswith("errors:"))
         tally = self.tally[name]
         with self.lock:
             if args[0] == "echo":
@@ -285,9 +295,9 @@ class Soak:
         with self.lock:
             latest = {}
             for row in self.samples:
-                latest[row[2]] = row
+                latest[row[NAME]] = row
             t = time.monotonic() - self.load_started
-            parts = [f"{n} {latest[n][4] / 1024:.1f} MiB {latest[n][5]} fds "
+            parts = [f"{n} {latest[n][RSS] / 1024:.1f} MiB {latest[n][NFD]} fds "
                      f"{self.tally[n].runs} runs {len(self.tally[n].failures)} failed"
                      for n in self.servers if n in latest]
         print(f"  {t / 60:4.1f} min: " + "; ".join(parts), file=sys.stderr, flush=True)
@@ -345,9 +355,9 @@ class Soak:
 
     def before_fds(self):
         with self.lock:
-            rows = [r for r in self.samples if r[1] == "before"]
-        return {name: rows_of[-1][5] for name in self.servers
-                if (rows_of := [r for r in rows if r[2] == name])}
+            rows = [r for r in self.samples if r[PHASE] == "before"]
+        return {name: rows_of[-1][NFD] for name in self.servers
+                if (rows_of := [r for r in rows if r[NAME] == name])}
 
     def stop_servers(self):
         for server in self.servers.values():
@@ -364,27 +374,32 @@ def verdicts(soak):
     warm_from = soak.load_offset + soak.warmup_s / 2
     warm_to = soak.load_offset + soak.warmup_s
     for name, server in soak.servers.items():
-        mine = [r for r in soak.samples if r[2] == name]
-        before = [r for r in mine if r[1] == "before"]
-        reference = [r[4] for r in mine if warm_from <= r[0] <= warm_to and r[1] == "load"]
-        later = [r[4] for r in mine if r[0] > warm_to and r[1] in ("load", "settle")]
-        load = [r for r in mine if r[1] == "load"]
-        settle = [r for r in mine if r[1] == "settle"]
-        fig = {"rss_before": before[-1][4] if before else None,
+        mine = [r for r in soak.samples if r[NAME] == name]
+        before = [r for r in mine if r[PHASE] == "before"]
+        reference = [r[RSS] for r in mine if warm_from <= r[T] <= warm_to and r[PHASE] == "load"]
+        later = [r[RSS] for r in mine if r[T] > warm_to and r[PHASE] in ("load", "settle")]
+        settle = [r for r in mine if r[PHASE] == "settle"]
+        fig = {"rss_before": before[-1][RSS] if before else None,
                "rss_ref": max(reference) if reference else None,
-               "rss_end": mine[-1][4] if mine else None,
+               "rss_end": mine[-1][RSS] if mine else None,
                "rss_max": max(later) if later else None,
-               "fds_before": before[-1][5] if before else None,
-               "fds_max": max(r[5] for r in mine) if mine else None,
-               "fds_after": settle[-1][5] if settle else None,
-               "cpu_s": mine[-1][6] if mine else None,
+               "fds_before": before[-1][NFD] if before else None,
+               "fds_max": max(r[NFD] for r in mine) if mine else None,
+               "fds_after": settle[-1][NFD] if settle else None,
+               "cpu_s": mine[-1][CPU] if mine else None,
                "idle_cpu_s": None,
                "samples": len(mine)}
         # CPU at rest: from the first settled sample 1.5 s or more before the last one.
-        rest = [r for r in settle if r[0] <= settle[-1][0] - 1.5] if settle else []
+        rest = [r for r in settle if r[T] <= settle[-1][T] - 1.5] if settle else []
         if rest:
-            fig["idle_cpu_s"] = settle[-1][6] - rest[-1][6]
-            fig["idle_span_s"] = settle[-1][0] - rest[-1][0]
+            fig["idle_cpu_s"] = settle[-1][CPU] - rest[-1][CPU]
+            fig["idle_span_s"] = settle[-1][T] - rest[-1][T]
+        # Where the growth is: anonymous memory (heap, stacks) or file pages (code first run).
+        for part, column in (("anon", ANON), ("file", FILE)):
+            ref = [r[column] for r in mine if warm_from <= r[T] <= warm_to and r[PHASE] == "load"]
+            after = [r[column] for r in mine if r[T] > warm_to and r[PHASE] in ("load", "settle")]
+            fig[part] = (max(ref), max(after)) if ref and after and None not in ref + after \
+                else None
         reasons = []
         if name in soak.deaths:
             t, status = soak.deaths[name]
@@ -460,6 +475,10 @@ def summary_markdown(soak, rows, command, started, wall_s, build_note, out):
         extra = [f"{fig['cpu_s']:.1f} s CPU in all"] if fig["cpu_s"] is not None else []
         if server_stop := soak.servers[name].stop_s:
             extra.append(f"exit {soak.servers[name].exit} {server_stop:.2f} s after SIGTERM")
+        if fig["anon"] and fig["file"]:
+            extra.append("resident peaks, warm-up -> after: anonymous "
+                         + " -> ".join(kib(v) for v in fig["anon"]) + ", file-backed "
+                         + " -> ".join(kib(v) for v in fig["file"]))
         if fig["idle_cpu_s"] is not None:
             extra.append(f"{fig['idle_cpu_s']:.2f} s CPU in the last {fig['idle_span_s']:.0f} s "
                          "at rest")
@@ -536,8 +555,11 @@ output:
   end (idle); descriptors before / max / after; connections made; lines echoed (echo_split,
   conn_counter), delivered (chat, one per receiver) or pongs (udp_pingpong); load runs; the
   verdict and the reasons. build/soak/samples.csv holds every sample (t_s on the soak's clock,
-  phase before/load/settle, server, pid, rss_kib, fds, cpu_s), build/soak/runs.jsonl every
-  load run and its JSON summary. Exit status 0 when every server passes, 1 otherwise, 2 for a
+  phase before/load/settle, server, pid, rss_kib = VmRSS and its parts rss_anon_kib (heap,
+  stacks: where a leak shows) and rss_file_kib (code and libraries paged in), fds, cpu_s);
+  the notes under the table give the anonymous and file-backed peaks apart.
+  build/soak/runs.jsonl holds every load run and its JSON summary (netbench's own lines too
+  when it failed). Exit status 0 when every server passes, 1 otherwise, 2 for a
   bad option.
 
 examples:
@@ -602,7 +624,7 @@ def main(argv=None):
         (out / "runs.jsonl").write_text((Path(workdir) / "runs.jsonl").read_text())
     with open(out / "samples.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["t_s", "phase", "server", "pid", "rss_kib", "fds", "cpu_s"])
+        writer.writerow(COLUMNS)
         writer.writerows(soak.samples)
     if interrupted:
         sys.exit(f"bench/soak: interrupted; samples in {out / 'samples.csv'}, no verdict")
