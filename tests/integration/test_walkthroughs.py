@@ -14,7 +14,7 @@ docs cannot rot. One test per walkthrough. The convention, also stated in the RE
   * `build/release/bin/` in a command is the build this test checks ($NETLAB_BIN_DIR).
   * In the output, placeholders stand for what changes from run to run:
         {port}  a port number          {n}     any whole number
-        {ms}    a time like 0.052      {time}  a log timestamp like 12:27:33.467
+        {ms}    a time like 0.052      {time}  a log timestamp (12:27:33.467, 12:27:33.467120)
         {*}     any text, to the end of the line or up to what follows it
     and a line holding only `...` stands for any number of lines (none included).
   * `cmd &` starts a server in the background; the block must stop it itself
@@ -45,7 +45,7 @@ BIN_DIR = str(netlab_testing.BIN_DIR)
 
 COMMAND_TIMEOUT = 60.0  # one command, until the shell has its prompt back
 OUTPUT_TIMEOUT = 15.0   # after that, until the output shown has arrived
-QUIET_TIMEOUT = 3.0     # ... or until nothing new arrived for this long (a mismatch, then)
+QUIET_TIMEOUT = 5.0     # ... or until nothing new arrived for this long (a mismatch, then)
 PORT_WAIT = 30.0        # how long a taken port may take to become free (another run ending)
 
 # The servers a walkthrough starts without --port listen on the contract's defaults.
@@ -56,7 +56,7 @@ PLACEHOLDERS = {
     "{port}": r"\d{1,5}",
     "{n}": r"\d+",
     "{ms}": r"\d+\.\d+",
-    "{time}": r"\d\d:\d\d:\d\d\.\d{3}",
+    "{time}": r"\d\d:\d\d:\d\d\.\d{3,9}",
     "{*}": r".*?",
 }
 PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
@@ -194,6 +194,18 @@ def wait_for_port(protocol, port, where):
                 f"by another program, and this walkthrough's server needs it. Stop whatever holds "
                 f"it (`ss -lnp 'sport = :{port}'` names it) and run the test again.")
         time.sleep(0.2)
+
+
+def first_difference(expected_lines, lines):
+    """Where the output first departs from what is shown (up to the first `...`), for the message."""
+    for number, (want, got) in enumerate(zip(expected_lines, lines), 1):
+        if want.strip() == "...":
+            return ""
+        if not pattern_for([want]).fullmatch(got + "\n"):
+            return f"\nfirst difference, line {number}:\n    shown: {want}\n    got:   {got}"
+    if len(lines) != len(expected_lines) and "..." not in (l.strip() for l in expected_lines):
+        return f"\n{len(lines)} lines, where the walkthrough shows {len(expected_lines)}"
+    return ""
 
 
 def descendants(pid):
@@ -358,7 +370,8 @@ class WalkthroughTest(unittest.TestCase):
             last_arrival = time.monotonic()
         if not matches():
             self.fail(f"{block.where()}: the output of\n    $ {command}\nwas\n{show(lines)}\n"
-                      f"but the walkthrough shows\n{show(expected)}")
+                      f"but the walkthrough shows\n{show(expected)}"
+                      f"{first_difference(expected, lines)}")
         self.assertEqual(status, 0, f"{block.where()}: `{command}` exited with status {status}")
 
     def test_echo_split(self):
