@@ -160,10 +160,12 @@ def ports_needed(command):
     """(protocol, port) for a server started in the background without --port 0."""
     if not command.rstrip().endswith("&"):
         return []
-    words = command.split()
-    name = Path(words[0]).name if words else ""
-    if name not in DEFAULT_PORTS or "--demo" in words:
+    words = command.rstrip("& ").split()
+    # The program may follow a wrapper (prlimit, taskset) or an assignment.
+    names = [Path(w).name for w in words if Path(w).name in DEFAULT_PORTS and "/" in w]
+    if not names or "--demo" in words:
         return []
+    name = names[0]
     protocol, port = DEFAULT_PORTS[name]
     if name == "udp_pingpong" and "serve" not in words:
         return []
