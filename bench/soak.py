@@ -445,6 +445,26 @@ def verdicts(soak):
     return rows
 
 
+def shape_table(soak, parts=10):
+    """The peak VmRSS in each tenth of the load: a leak climbs to the end, a warm-up levels off."""
+    span = (soak.load_ended - soak.load_offset) / parts
+    if span <= 0:
+        return []
+    unit = f"{span / 60:.2g} min" if span >= 60 else f"{span:.0f} s"
+    lines = [f"Peak VmRSS (MiB) in each tenth of the load ({unit} each):", "",
+             "| server | " + " | ".join(str(i + 1) for i in range(parts)) + " |",
+             "|---|" + "---|" * parts]
+    for name in soak.servers:
+        cells = []
+        for i in range(parts):
+            lo, hi = soak.load_offset + i * span, soak.load_offset + (i + 1) * span
+            values = [r[RSS] for r in soak.samples
+                      if r[NAME] == name and r[PHASE] == "load" and lo <= r[T] < hi]
+            cells.append(f"{max(values) / 1024:.2f}" if values else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def summary_markdown(soak, rows, command, started, wall_s, build_note, out):
     shown_out = os.path.relpath(out, ROOT) if out.is_relative_to(ROOT) else str(out)
     passed = all(not reasons for _, reasons in rows.values())
@@ -488,7 +508,7 @@ def summary_markdown(soak, rows, command, started, wall_s, build_note, out):
             extra.append(f"its own count at exit: {fig['conns_reported']} accepted")
         notes.append(f"- {name}: " + "; ".join(extra) + "." +
                      "".join(f" **{r}.**" for r in reasons))
-    lines += notes + ["",
+    lines += notes + [""] + shape_table(soak) + ["",
                       "Memory: growth is the highest VmRSS after the warm-up over the highest in "
                       "the second half of the warm-up; more than 5% fails. Descriptors: the count "
                       "of /proc/PID/fd after the load, once settled, must not exceed the count "
