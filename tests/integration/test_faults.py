@@ -31,8 +31,9 @@ Every fault, and the policy the servers follow (/work/shared/CONTRACT.md):
   tells a server that is busy from one that is starved.
 - SIGTERM: the same as SIGINT. A port in use, or an address that is not on this machine
   (192.0.2.1, TEST-NET-1; 2001:db8::1, the IPv6 documentation prefix): exit status 1, one line
-  naming the address and the reason. A bad value for any option (an empty one included: `--port
-  ''` is not `--port 0`): exit status 2, one stderr line naming the option, nothing on stdout.
+  naming the address and the reason. A bad value for any option (`--port ''` is not `--port 0`,
+  `--idle-timeout nan` is not a time): exit status 2, one stderr line naming the option, nothing
+  on stdout.
 - UDP: a burst of 100000 garbage datagrams (random bytes, empty, 65507 bytes, `pin`, `PING`,
   `pong 1`, ` ping`) gets no reply at all; real pings sent during the burst get exact pongs or
   none (datagrams may be dropped, never mangled); after it, pings get exact pongs, and the
@@ -990,25 +991,27 @@ class FaultTest(ServerTestCase):
                 ("--queue", "-1"), ("--queue", "1048577"), ("--max-line", "abc"),
                 ("--max-line", "1073741825"), ("--bind", ""), ("--bind", "127.0.0.256"),
                 ("--bind", "127.0.0.1:80"), ("--log-level", ""), ("--log-level", "INFO"),
-                ("--port",), ("--queue",), ("--outbox", "5"), ("--demo=maybe",)],
+                ("--port",), ("--queue",), ("--outbox", "5"), ("--demo=maybe",),
+                ("--idle-timeout", "nan"), ("--idle-timeout",), ("--trace=maybe",)],
             ("conn_counter",): [
                 ("--port", "abc"), ("--port", "-1"), ("--threads", "abc"), ("--threads", "257"),
                 ("--port", ""), ("--max-connections", "-5"), ("--max-connections", ""),
                 ("--bind", "::g"),
-                ("--log-level", "verbose"), ("--max-line", "10"), ("--max-connections",)],
+                ("--log-level", "verbose"), ("--max-line", "10"), ("--max-connections",),
+                ("--idle-timeout", "nan"), ("--trace=maybe",)],
             ("chat",): [
                 ("--port", "70000"), ("--port", "-1"), ("--port", ""), ("--bind", "not-an-ip"),
                 ("--bind", "localhost"), ("--threads", "abc"), ("--threads", "1000"),
                 ("--design", "Queued"), ("--design", ""), ("--outbox", "abc"),
                 ("--outbox", "-1"), ("--outbox", "1048577"), ("--max-line", "abc"),
                 ("--max-line", "-1"), ("--log-level", "loud"), ("--queue", "4"),
-                ("--design",)],
+                ("--design",), ("--idle-timeout", "nan"), ("--trace=maybe",)],
             ("udp_pingpong", "serve"): [
                 ("--port", "abc"), ("--port", "-1"), ("--port", "65536"), ("--port", ""),
                 ("--bind", ""),
                 ("--bind", "1.2.3"), ("--threads", "abc"), ("--threads", "-2"),
                 ("--log-level", "chatty"), ("--interval", "5"), ("--max-line", "9"),
-                ("--target", "127.0.0.1:4000")],
+                ("--target", "127.0.0.1:4000"), ("--idle-timeout", "5")],
             ("udp_pingpong", "ping", *target): [
                 ("--count", "abc"), ("--count", "1.5"), ("--interval", "-1"),
                 ("--interval", "abc"), ("--interval", "3600001"), ("--interval", ""),
@@ -1021,7 +1024,7 @@ class FaultTest(ServerTestCase):
                 ("--target", "[::1]"), ("--target", "")],
             ("udp_pingpong",): [
                 ("--count", "-5"), ("--size", "1"), ("--inflight", "0"), ("--port", "4000"),
-                ("--target", "127.0.0.1:4000"), ("--timeout", "3600001")],
+                ("--target", "127.0.0.1:4000"), ("--timeout", "3600001"), ("--trace=maybe",)],
         }
         for program, options in cases.items():
             for args in options:
