@@ -44,6 +44,14 @@ const CLI::Validator ip_address(
     },
     "IP", "ip_address");
 
+// CLI11 reads an empty string as 0 for a number: `--port ''` would quietly mean "any free port".
+const CLI::Validator port_number(
+    [](const std::string& text) {
+      return text.empty() ? std::string("a port number is required (0 takes a free port)")
+                          : std::string();
+    },
+    "PORT", "port_number");
+
 void add_server_options(CLI::App& app, server_options& options) {
   options.threads = default_thread_count();
   app.add_option("--bind", options.bind,
@@ -51,6 +59,7 @@ void add_server_options(CLI::App& app, server_options& options) {
       ->check(ip_address)
       ->capture_default_str();
   app.add_option("--port", options.port, "Port to listen on (0 takes a free port)")
+      ->check(port_number)
       ->capture_default_str();
   app.add_option("--threads", options.threads,
                  "Threads running the io_context (1 = a single-threaded reactor; default: cores)")
