@@ -101,6 +101,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
 
  private:
   static asio::awaitable<void> run(std::shared_ptr<lesson_session> self) {
+    const off_the_list_at_exit leave_for_sure(*self);
     spdlog::debug("{} connected", self->peer_);
     co_await self->idle_.run(self->reader(), [session = self.get()] { session->close_idle(); });
     if (!self->gone_) {
@@ -110,6 +111,18 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
     }
     spdlog::debug("{} closed", self->peer_);
   }
+
+  // The list holds each session and each session holds the room: a cycle. reader() takes itself
+  // off the list on its way out; but a forced stop (a second Ctrl-C, the shutdown's time limit)
+  // destroys the coroutines without running the rest of reader(), and the cycle would keep every
+  // session, its buffers and the room alive for ever. This guard in run()'s frame breaks it
+  // however run() ends. (No lock needed: it runs on the strand, or once nothing runs at all.)
+  struct off_the_list_at_exit {
+    lesson_session& session;
+    ~off_the_list_at_exit() {
+      std::erase_if(session.room_->writers_, [this](const auto& w) { return w.get() == &session; });
+    }
+  };
 
   asio::awaitable<void> reader() {
     {

@@ -83,6 +83,15 @@ void add_idle_timeout_option(CLI::App& app, std::chrono::milliseconds& idle_time
          },
          "Close a connection after this many seconds with nothing received from the client and "
          "nothing written to it (decimals allowed; default: 0, never)")
+      // NaN would pass the range (every comparison with it is false): refuse it first.
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            double seconds = 0;
+            return CLI::detail::lexical_cast(text, seconds) && !std::isfinite(seconds)
+                       ? std::string("not a number of seconds: ") + text
+                       : std::string();
+          },
+          "SECONDS", "finite"))
       ->check(CLI::Range(0.0, 7.0 * 24 * 3600));
 }
 
