@@ -12,7 +12,7 @@
 //
 // so what the student reads is what the kernel answered. Without --trace the servers use Asio's
 // own asynchronous operations; the only cost is one test of a flag per operation, and a build
-// with -DNETLAB_TRACE=OFF removes even that (see the echo_split walkthrough for the measurement).
+// with -DNETLAB_TRACE=OFF removes even that (echo_split/README.md: no measurable difference).
 //
 // Each line names the socket by its file descriptor, the number epoll, strace and /proc know it
 // by, so a connection can be followed through the log.
