@@ -155,6 +155,11 @@ class IdleTraceTest(ServerTestCase):
                 talker = self.connect(server)
                 talker.send(b"/nick talker\n")
                 listener = self.connect(server)
+                # A session joins the room on its own thread: the /who reply says the listener
+                # is in, so the talker's first line cannot be broadcast before it joined.
+                listener.send(b"/who\n")
+                while not listener.recv_line().startswith(b"* connected: "):
+                    pass
                 # sleepy sends nothing for two idle periods, but the talker's lines are written
                 # to it: that is activity too, so it stays.
                 for number in range(BUSY_ROUNDS):
