@@ -404,6 +404,26 @@ def wait_until(predicate, timeout, interval=0.02):
     return bool(predicate())
 
 
+def served_within(clients, check, timeout, expected=None):
+    """Indices of the clients that the server answered within `timeout`, all watched at once:
+    when one becomes readable, `check(index, client)` reads and asserts its answer. Returns early
+    once `expected` of them have been answered. (How a test tells which clients a server at its
+    descriptor limit has accepted: the others wait in the listen backlog.)"""
+    pending = dict(enumerate(clients))
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for index, client in pending.items():
+            selector.register(client.sock, selectors.EVENT_READ, index)
+        while pending and time.monotonic() < deadline:
+            if expected is not None and len(clients) - len(pending) >= expected:
+                break
+            for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
+                index = key.data
+                check(index, pending.pop(index))
+                selector.unregister(key.fileobj)
+    return sorted(set(range(len(clients))) - set(pending))
+
+
 def free_port_in_use():
     """A listening socket on 127.0.0.1 with a kernel-chosen port: (socket, port). Close it after.
     """

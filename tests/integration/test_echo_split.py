@@ -8,14 +8,13 @@ times. Run one file by hand with:
     NETLAB_BIN_DIR=build/debug/bin python3 -m unittest -v test_echo_split
 """
 import re
-import selectors
 import signal
 import socket
 import threading
 import time
 import unittest
 
-from netlab_testing import (ServerTestCase, Swarm, connect, free_port_in_use,
+from netlab_testing import (ServerTestCase, Swarm, connect, free_port_in_use, served_within,
                             ipv6_loopback_available, run_program, time_limit, wait_until)
 
 NAME = "echo_split"
@@ -522,22 +521,11 @@ class EchoSplitTest(ServerTestCase):
 
 
 def echoed_within(clients, lines, timeout, expected=None):
-    """Indices of the clients whose `lines[i]` came back within `timeout` (watched all at
-    once); returns early once `expected` of them have."""
-    pending = dict(enumerate(clients))
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        for index, client in pending.items():
-            selector.register(client.sock, selectors.EVENT_READ, index)
-        while pending and time.monotonic() < deadline:
-            if expected is not None and len(clients) - len(pending) >= expected:
-                break
-            for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
-                index = key.data
-                echo = pending.pop(index).recv_exact(len(lines[index]), timeout=1.0)
-                assert echo == lines[index], (index, echo)
-                selector.unregister(key.fileobj)
-    return sorted(set(range(len(clients))) - set(pending))
+    """Indices of the clients whose `lines[i]` came back within `timeout` (see served_within)."""
+    def check(index, client):
+        echo = client.recv_exact(len(lines[index]), timeout=1.0)
+        assert echo == lines[index], (index, echo)
+    return served_within(clients, check, timeout, expected)
 
 
 def help_entries(text):

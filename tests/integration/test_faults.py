@@ -56,7 +56,8 @@ import time
 import unittest
 
 from netlab_testing import (Client, ServerTestCase, Swarm, binary, connect, free_port_in_use,
-                            ipv6_loopback_available, run_program, time_limit, wait_until)
+                            ipv6_loopback_available, run_program, served_within, time_limit,
+                            wait_until)
 
 STOP_LIMIT = 2.0  # the contract: SIGINT/SIGTERM -> exit 0 within 2 s
 
@@ -1179,26 +1180,15 @@ def read_to_eof_then_close(clients, timeout):
 
 
 def answered_within(clients, timeout, expected=None):
-    """Indices of the chat clients that got their `/who` reply within `timeout` (watched all at
-    once): the ones the server has accepted. Returns early once `expected` of them have."""
-    pending = dict(enumerate(clients))
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        for index, client in pending.items():
-            selector.register(client.sock, selectors.EVENT_READ, index)
-        while pending and time.monotonic() < deadline:
-            if expected is not None and len(clients) - len(pending) >= expected:
-                break
-            for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
-                index = key.data
-                while True:
-                    line = clients[index].recv_line(timeout=2.0)
-                    assert line, f"client {index}: EOF instead of the /who reply"
-                    if line.startswith(b"* connected: "):
-                        break
-                pending.pop(index)
-                selector.unregister(key.fileobj)
-    return sorted(set(range(len(clients))) - set(pending))
+    """Indices of the chat clients that got their `/who` reply within `timeout`: the ones the
+    server has accepted (see served_within)."""
+    def check(index, client):
+        while True:
+            line = client.recv_line(timeout=2.0)
+            assert line, f"client {index}: EOF instead of the /who reply"
+            if line.startswith(b"* connected: "):
+                return
+    return served_within(clients, check, timeout, expected)
 
 
 if __name__ == "__main__":
