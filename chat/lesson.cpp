@@ -20,7 +20,7 @@
 #include "common/idle.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
-#include "common/trace.hpp"
+#include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/channel.hpp>
@@ -28,7 +28,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <unistd.h>
 
@@ -215,14 +214,8 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   static asio::awaitable<void> write_to(lesson_session& target, message m) {
     if (target.gone_) co_return;
     ++target.writes_pending_;
-    error_code error;
-    if (trace::enabled()) {
-      std::vector<asio::const_buffer> buffers{asio::buffer(*m)};
-      error = co_await trace::write_all(target.socket_, buffers);
-    } else {
-      std::tie(error, std::ignore) = co_await asio::async_write(
-          target.socket_, asio::buffer(*m), asio::as_tuple(asio::use_awaitable));
-    }
+    target.outgoing_.assign(1, asio::buffer(*m));
+    const auto error = co_await write_all(target.socket_, target.outgoing_);
     --target.writes_pending_;
     target.idle_.activity();
     if (error) {
@@ -275,6 +268,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
   bool gone_ = false;           // a write failed: the client is gone, nobody writes to it again
   int writes_pending_ = 0;      // writes to this client in progress (at most one: the lock)
+  std::vector<asio::const_buffer> outgoing_;  // write_to's buffer list, reused (one write at a time)
   bool idle_closed_ = false;    // the idle watchdog stopped the reader
   idle_watch idle_;             // --idle-timeout's watchdog; told by input_ and write_to
   asio::steady_timer shutdown_timer_{room_->strand_};  // stop_for_shutdown's
