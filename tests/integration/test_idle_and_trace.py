@@ -15,6 +15,7 @@ import re
 import select
 import signal
 import socket
+import struct
 import time
 
 from netlab_testing import ServerTestCase, run_program, time_limit, wait_until
@@ -267,3 +268,63 @@ class IdleTraceTest(ServerTestCase):
         self.assertRegex(err, r"trace fd \d+ send: completed with \d+ bytes")
         self.assertRegex(err, r"trace fd \d+ receive: completed with \d+ bytes")
         self.assertRegex(err, r"trace fd \d+ receive: would block \(EAGAIN\)")
+
+    @time_limit(60)
+    def test_trace_mode_takes_bad_input_like_the_normal_path(self):
+        # The traced path reads with its own system calls: binary bytes, an overlong line and a
+        # reset in the middle of a line must get exactly what they get without --trace.
+        for command in TCP_SERVERS:
+            with self.subTest(server=" ".join(command)):
+                limit = () if command[0] == "conn_counter" else ("--max-line", "100")
+                server = self.start(command, "--trace", *limit)
+                witness = self.connect(server)
+                if command[0] == "chat":
+                    witness.send(b"/who\n")
+                    self.assertTrue(witness.recv_line().startswith(b"* connected: "))
+                binary = self.connect(server)
+                weird = b"\x00\x01\r\xff\x1b[31m\n"
+                binary.send(weird)
+                if command[0] == "chat":
+                    self.assertTrue(next_chat_line(witness).endswith(
+                        b": \\x00\\x01\\x0d\xff\\x1b[31m\n"))
+                else:
+                    self.assertEqual(binary.recv_exact(len(weird)), weird)
+                if command[0] != "conn_counter":  # bytes, not lines: no --max-line there
+                    overlong = self.connect(server)
+                    overlong.send(b"x" * 200 + b"\n")
+                    self.assertTrue(overlong.recv_until_eof(allow_reset=True).endswith(
+                        b"error: line longer than 100 bytes\n"))
+                reset = self.connect(server)
+                reset.send(b"half a li")
+                reset.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      struct.pack("ii", 1, 0))
+                reset.close()
+                if command[0] == "chat":
+                    witness.send(b"/who\n")
+                    while not witness.recv_line().startswith(b"* connected: "):
+                        pass
+                else:
+                    self.assertEqual(witness.roundtrip(b"still here\n"), b"still here\n")
+                self.assertTrue(server.alive())
+                code, _ = server.stop(signal.SIGINT)
+                self.assertEqual(code, 0)
+                # Where the reset surfaces depends on the server: conn_counter echoes the half
+                # line first, and its write is what fails.
+                self.assertRegex(server.stderr_text(),
+                                 r"trace fd \d+ (read|write): failed: Connection reset by peer")
+
+    @time_limit(30)
+    def test_trace_mode_udp_ignores_garbage_and_answers_pings(self):
+        server = self.start(("udp_pingpong", "serve"), "--trace")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            for garbage in (b"", b"PING 1", b"pong 1", b"\x00\xff" * 100, b"y" * 65507):
+                client.sendto(garbage, server.address)
+            client.sendto(b"ping 7 payload", server.address)
+            self.assertEqual(client.recvfrom(65536)[0], b"pong 7 payload")
+        code, _ = server.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+        log = server.stderr_text()
+        self.assertEqual(len(re.findall(r"trace fd \d+ receive: completed with \d+ bytes", log)), 6,
+                         log)
+        self.assertEqual(len(re.findall(r"trace fd \d+ send: completed with 14 bytes", log)), 1, log)
