@@ -3,6 +3,7 @@
 #include "cli.hpp"
 #include "log.hpp"
 #include "spawn.hpp"
+#include "stream_read.hpp"
 #include "trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -21,11 +22,19 @@ using asio::ip::tcp;
 
 tcp::acceptor open_listener(asio::io_context& io, const std::string& bind, std::uint16_t port) {
   const tcp::endpoint wanted(asio::ip::make_address(bind), port);
-  tcp::acceptor acceptor(asio::make_strand(io));
+  // The io_context's own executor, no strand: one thread runs each io_context (runtime.hpp), so
+  // the loop and whatever is posted to it (a slot given back, the stop) never run at once.
+  tcp::acceptor acceptor(io.get_executor());
   boost::system::error_code error;
   acceptor.open(wanted.protocol(), error);
   // SO_REUSEADDR: a restarted server can bind while old connections sit in TIME_WAIT.
   if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
+  // Options every connection inherits from the listening socket (Linux copies them on accept),
+  // which saves a system call per connection. TCP_NODELAY: Nagle's algorithm would hold back a
+  // small reply until the previous one is acknowledged (~40 ms with delayed ACKs); netlab's
+  // writers batch instead. TCP_INQ: see stream_read.hpp.
+  if (!error) acceptor.set_option(tcp::no_delay(true), error);
+  if (!error) enable_bytes_left_reports(acceptor, error);
   if (!error) acceptor.bind(wanted, error);
   if (!error) acceptor.listen(tcp::socket::max_listen_connections, error);
   if (error) {
@@ -82,8 +91,8 @@ void connection_slot::give_back() {
   const bool wake = owner->waiting_for_slot && !owner->stopping;
   owner->waiting_for_slot = false;
   lock.unlock();
-  // No lost wake-up: the loop decides to wait while it runs on the acceptor's strand, and starts
-  // its wait before it leaves the strand; this cancel, queued on that strand, runs after that.
+  // No lost wake-up: the loop decides to wait while it runs on the acceptor's thread, and starts
+  // its wait before it yields that thread; this cancel, queued to that thread, runs after that.
   if (wake) asio::post(owner->acceptor.get_executor(), [owner] { owner->pause.cancel(); });
 }
 
@@ -160,9 +169,10 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& 
         spdlog::info("accepting again");
         exhausted = false;
       }
-      // Nagle's algorithm would hold back a small reply until the previous one is acknowledged
-      // (~40 ms with delayed ACKs); netlab's writers batch instead.
-      socket.set_option(tcp::no_delay(true), error);
+      // TCP_NODELAY is on already, inherited from the listening socket (open_listener).
+      // Non-blocking now, once: write_all needs it, and Asio's first read would otherwise set it
+      // with a system call of its own (it does not know that write_all sets it too).
+      socket.non_blocking(true, error);
       make_session({std::move(socket), peer, std::move(slot)});
       continue;
     }
