@@ -95,7 +95,8 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
         asio::post(self->room_->strand_, [self] { self->stop_for_shutdown(); });
       }
     });
-    spawn(room_->strand_, run(shared_from_this()), fmt::format("chat {}", peer_));
+    spawn(room_->strand_, run(shared_from_this()),
+          [peer = peer_] { return fmt::format("chat {}", peer); });
   }
 
  private:

@@ -59,7 +59,8 @@ class session : public std::enable_shared_from_this<session> {
         asio::post(self->socket_.get_executor(), [self] { self->stop_for_shutdown(); });
       }
     });
-    spawn(socket_.get_executor(), run(shared_from_this()), fmt::format("chat {}", peer_));
+    spawn(socket_.get_executor(), run(shared_from_this()),
+          [peer = peer_] { return fmt::format("chat {}", peer); });
   }
 
  private:

@@ -36,9 +36,13 @@ template <typename Protocol>
 struct fmt::formatter<boost::asio::ip::basic_endpoint<Protocol>> : fmt::formatter<std::string_view> {
   auto format(const boost::asio::ip::basic_endpoint<Protocol>& endpoint, format_context& ctx) const {
     const auto address = endpoint.address();
-    if (address.is_v6()) {
-      return fmt::format_to(ctx.out(), "[{}]:{}", address.to_string(), endpoint.port());
+    if (address.is_v4()) {
+      // The common case, formatted by fmt's integer code: address::to_string goes through
+      // inet_ntop and sprintf, which was a fifth of conn_counter's CPU per connection.
+      const auto bytes = address.to_v4().to_bytes();
+      return fmt::format_to(ctx.out(), "{}.{}.{}.{}:{}", bytes[0], bytes[1], bytes[2], bytes[3],
+                            endpoint.port());
     }
-    return fmt::format_to(ctx.out(), "{}:{}", address.to_string(), endpoint.port());
+    return fmt::format_to(ctx.out(), "[{}]:{}", address.to_string(), endpoint.port());
   }
 };

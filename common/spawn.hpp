@@ -10,26 +10,43 @@
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
 
+#include <concepts>
 #include <exception>
 #include <string>
+#include <string_view>
 
 namespace netlab {
 
-template <typename Executor>
-void spawn(const Executor& executor, boost::asio::awaitable<void> task, std::string what) {
+namespace detail {
+
+inline void report_escaped(std::exception_ptr failure, std::string_view what) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == boost::asio::error::operation_aborted) {
+      spdlog::debug("{}: cancelled", what);
+    } else {
+      spdlog::error("{}: {}", what, e.what());
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {}", what, e.what());
+  }
+}
+
+}  // namespace detail
+
+// `what` names the coroutine in that log line: a string, or a function that returns one. A
+// session passes a function, so that its name ("echo 127.0.0.1:5000") is formatted only if
+// something escapes, not once per connection.
+template <typename Executor, typename What>
+void spawn(const Executor& executor, boost::asio::awaitable<void> task, What what) {
   boost::asio::co_spawn(executor, std::move(task),
                         [what = std::move(what)](std::exception_ptr failure) {
                           if (!failure) return;
-                          try {
-                            std::rethrow_exception(failure);
-                          } catch (const boost::system::system_error& e) {
-                            if (e.code() == boost::asio::error::operation_aborted) {
-                              spdlog::debug("{}: cancelled", what);
-                            } else {
-                              spdlog::error("{}: {}", what, e.what());
-                            }
-                          } catch (const std::exception& e) {
-                            spdlog::error("{}: {}", what, e.what());
+                          if constexpr (std::invocable<const What&>) {
+                            detail::report_escaped(failure, what());
+                          } else {
+                            detail::report_escaped(failure, what);
                           }
                         });
 }

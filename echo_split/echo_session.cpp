@@ -12,7 +12,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,9 +23,10 @@ using boost::system::error_code;
 
 namespace {
 
-// What travels from reader to writer: a line, or std::nullopt for "end of input". The end is a
+// What travels from reader to writer: a line, and last the end of input, a message whose error
+// code is asio::error::eof (the way Asio itself reports the end of a stream). The end is a
 // message of its own because Boost 1.81's channel::close() throws away lines still queued.
-using line_channel = asio::experimental::channel<void(error_code, std::optional<std::string>)>;
+using line_channel = asio::experimental::channel<void(error_code, std::string)>;
 
 class session : public std::enable_shared_from_this<session> {
  public:
@@ -47,7 +47,8 @@ class session : public std::enable_shared_from_this<session> {
         asio::post(self->socket_.get_executor(), [self] { self->stop_reading(); });
       }
     });
-    spawn(socket_.get_executor(), run(shared_from_this()), fmt::format("echo {}", peer_));
+    spawn(socket_.get_executor(), run(shared_from_this()),
+          [peer = peer_] { return fmt::format("echo {}", peer); });
   }
 
  private:
@@ -64,9 +65,17 @@ class session : public std::enable_shared_from_this<session> {
     spdlog::debug("{} closed", self->peer_);
   }
 
-  // Reads lines and queues them for the writer; ends the stream with std::nullopt.
+  // Reads lines and queues them for the writer; ends the stream with asio::error::eof.
   asio::awaitable<void> reader() {
     for (;;) {
+      // The fast path, for the lines of one read after the first: a line already buffered is
+      // taken, and queued if the channel has room, without suspending. read_line and queue are
+      // coroutines of their own; calling them costs a frame each, per line.
+      if (auto line = input_.take_line()) {
+        if (lines_.try_send(error_code{}, std::move(*line))) continue;  // untouched if it fails
+        if (!co_await queue(std::move(*line))) co_return;  // full: wait for room
+        continue;
+      }
       auto result = co_await input_.read_line(socket_);
       if (result.status == line_status::complete || result.status == line_status::unterminated) {
         if (!co_await queue(std::move(result.text))) co_return;  // the writer is gone
@@ -88,17 +97,17 @@ class session : public std::enable_shared_from_this<session> {
       }
       break;  // too long, end of input, or a read error: no more lines
     }
-    co_await queue(std::nullopt);
+    co_await queue({}, asio::error::eof);
   }
 
   // Sends one message to the writer, waiting while the channel is full (the backpressure).
   // False when the writer has stopped and nobody will take it.
-  asio::awaitable<bool> queue(std::optional<std::string> line) {
-    // The common case first, without suspending: a co_await'ed send that has room still
-    // completes through the scheduler, and the writer would run between every two lines of one
-    // read (one write per line). try_send leaves `line` untouched when it fails.
-    if (lines_.try_send(error_code{}, std::move(line))) co_return true;
-    auto [error] = co_await lines_.async_send(error_code{}, std::move(line),
+  asio::awaitable<bool> queue(std::string line, error_code status = {}) {
+    // Room first, without suspending: a co_await'ed send that has room still completes through
+    // the scheduler, and the writer would run between every two lines of one read (one write per
+    // line). try_send leaves `line` untouched when it fails.
+    if (lines_.try_send(status, std::move(line))) co_return true;
+    auto [error] = co_await lines_.async_send(status, std::move(line),
                                               asio::as_tuple(asio::use_awaitable));
     co_return !error;
   }
@@ -110,17 +119,18 @@ class session : public std::enable_shared_from_this<session> {
     std::vector<asio::const_buffer> buffers;
     bool input_ended = false;
     bool client_gone = false;
-    auto take = [&](error_code, std::optional<std::string> line) {
-      if (line) {
-        batch.push_back(std::move(*line));
-      } else {
+    auto take = [&](error_code status, std::string&& line) {
+      if (status == asio::error::eof) {
         input_ended = true;
+      } else {
+        batch.push_back(std::move(line));
       }
     };
     while (!input_ended) {
-      auto [error, first] = co_await lines_.async_receive(asio::as_tuple(asio::use_awaitable));
-      if (error) co_return;  // not expected: nobody closes or cancels this channel
-      take(error, std::move(first));
+      auto [status, first] = co_await lines_.async_receive(asio::as_tuple(asio::use_awaitable));
+      // Not expected: nobody closes or cancels this channel.
+      if (status && status != asio::error::eof) co_return;
+      take(status, std::move(first));
       while (!input_ended && lines_.try_receive(take)) {
       }
       if (!client_gone && !batch.empty()) {
