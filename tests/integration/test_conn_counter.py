@@ -258,22 +258,30 @@ class ConnCounterTest(ServerTestCase):
         warm_up = [self.connect(server) for _ in range(100)]
         lines_until(server, lambda line: line.startswith("Connection #100 "))
         before = server.rss_kib()
-        idle = [self.connect(server) for _ in range(1000)]
+        clients = [self.connect(server) for _ in range(1000)]
         lines_until(server, lambda line: line.startswith("Connection #1100 "))
         time.sleep(0.2)
-        per_idle = (server.rss_kib() - before) * 1024 / len(idle)
-        # One byte on each: now each connection has its 16 KiB buffer (one page of it touched).
-        for client in idle:
-            client.send(b"!")
-        for client in idle:
-            self.assertEqual(client.recv_exact(1), b"!")
-        after_data = server.rss_kib()
-        per_active = (after_data - before) * 1024 / len(idle)
-        print(f"\n  resident memory per connection: {per_idle:.0f} bytes idle, "
-              f"{per_active:.0f} bytes after its first bytes")
+        per_idle = (server.rss_kib() - before) * 1024 / len(clients)
+        # A line each, shorter than the session's small first buffer: still no 16 KiB buffer.
+        line = b"a line that fits in the first buffer\n"
+        for client in clients:
+            client.send(line)
+        for client in clients:
+            self.assertEqual(client.recv_exact(len(line)), line)
+        per_line = (server.rss_kib() - before) * 1024 / len(clients)
+        # More than the small buffer holds: now each has its 16 KiB buffer (a page of it touched).
+        burst = bytes(range(256)) * 3
+        for client in clients:
+            client.send(burst)
+        for client in clients:
+            self.assertEqual(client.recv_exact(len(burst)), burst)
+        per_burst = (server.rss_kib() - before) * 1024 / len(clients)
+        print(f"\n  resident memory per connection: {per_idle:.0f} bytes idle, {per_line:.0f} "
+              f"after a line, {per_burst:.0f} after {len(burst)} bytes at once")
         if not sanitized(server):
             self.assertLess(per_idle, 4096)
-            self.assertLess(per_idle, per_active)
+            self.assertLess(per_line, 4096)
+            self.assertGreater(per_burst, per_line + 2048)
         del warm_up
 
     def test_demo_prints_the_whole_story(self):
