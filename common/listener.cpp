@@ -34,7 +34,14 @@ tcp::acceptor open_listener(asio::io_context& io, const std::string& bind, std::
   // small reply until the previous one is acknowledged (~40 ms with delayed ACKs); netlab's
   // writers batch instead. TCP_INQ: see stream_read.hpp.
   if (!error) acceptor.set_option(tcp::no_delay(true), error);
-  if (!error) enable_bytes_left_reports(acceptor, error);
+  if (!error) {
+    // Not fatal: a kernel without TCP_INQ (before Linux 4.18) only costs the shortcut.
+    boost::system::error_code no_reports;
+    enable_bytes_left_reports(acceptor, no_reports);
+    if (no_reports) {
+      spdlog::debug("TCP_INQ: {} (reads try at once, as Asio's do)", no_reports.message());
+    }
+  }
   if (!error) acceptor.bind(wanted, error);
   if (!error) acceptor.listen(tcp::socket::max_listen_connections, error);
   if (error) {
