@@ -18,8 +18,9 @@ namespace netlab {
 // (or the kernel of buffers): long enough not to spin, short enough to notice freed slots soon.
 inline constexpr std::chrono::milliseconds accept_retry_delay{100};
 
-// Binds `bind:port` on `io` (which one thread runs: see runtime.hpp), listens, and prints `listening on ADDR:PORT` (the real
-// port when `port` is 0). Throws startup_error naming the address and the reason.
+// Binds `bind:port` on `io` (which one thread runs: see runtime.hpp), listens, and prints
+// `listening on ADDR:PORT` (the real port when `port` is 0). Throws startup_error naming the
+// address and the reason.
 boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& io, const std::string& bind,
                                              std::uint16_t port);
 

@@ -78,10 +78,11 @@ class reactive_socket_recv_op_base<netlab::read_buffer> : public reactor_op {
     do {
       received = ::recvmsg(op->socket_, &message, op->flags_);
     } while (received < 0 && errno == EINTR);
+    const bool is_stream = (op->state_ & socket_ops::stream_oriented) != 0;
     op->bytes_transferred_ = received < 0 ? 0 : static_cast<std::size_t>(received);
     if (received < 0) {
       op->ec_ = boost::system::error_code(errno, boost::asio::error::get_system_category());
-    } else if (received == 0 && (op->state_ & socket_ops::stream_oriented) != 0) {
+    } else if (received == 0 && is_stream) {
       op->ec_ = boost::asio::error::eof;
     } else {
       op->ec_ = boost::system::error_code();
@@ -94,7 +95,6 @@ class reactive_socket_recv_op_base<netlab::read_buffer> : public reactor_op {
     }
     if (op->ec_ == boost::asio::error::eof) return done_and_exhausted;  // Asio's own rule
     if (op->ec_) return done;
-    const bool is_stream = (op->state_ & socket_ops::stream_oriented) != 0;
     return is_stream && nothing_left(message) ? done_and_exhausted : done;
   }
 
