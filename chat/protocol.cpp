@@ -29,15 +29,22 @@ command parse_line(std::string_view line) {
 std::string escape(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 && c != '\t') || byte == 0x7f) {
+  append_escaped(out, text);
+  return out;
+}
+
+void append_escaped(std::string& out, std::string_view text) {
+  // Safe bytes are appended in runs, not one by one: most lines have no byte to escape at all.
+  std::size_t run = 0;  // where the current run of safe bytes began
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if ((byte < 0x20 && byte != '\t') || byte == 0x7f) {
+      out.append(text.substr(run, i - run));
       fmt::format_to(std::back_inserter(out), "\\x{:02x}", byte);
-    } else {
-      out.push_back(c);
+      run = i + 1;
     }
   }
-  return out;
+  out.append(text.substr(run));
 }
 
 std::string_view strip_line_ending(std::string_view line) {
@@ -54,8 +61,14 @@ message make_message(std::string text) {
 message chat_line(std::string_view name, std::string_view text) {
   std::string line;
   line.reserve(name.size() + 2 + text.size() + 1);
-  line.append(name).append(": ").append(escape(text));
-  return make_message(std::move(line));
+  append_chat_line(line, name, text);
+  return std::make_shared<const std::string>(std::move(line));
+}
+
+void append_chat_line(std::string& out, std::string_view name, std::string_view text) {
+  out.append(name).append(": ");
+  append_escaped(out, text);
+  out.push_back('\n');
 }
 
 message notice(std::string_view text) { return make_message(fmt::format("* {}", text)); }

@@ -32,6 +32,7 @@ command parse_line(std::string_view line);
 // Bytes below 0x20 other than tab, and 0x7f, become `\xNN`: no client can send terminal escape
 // sequences (or fake a line break) to the others. Every other byte is relayed as is.
 std::string escape(std::string_view text);
+void append_escaped(std::string& out, std::string_view text);  // the same, appended to `out`
 
 // Takes the line ending off what line_reader returned: "\n", and a "\r" before it, so that
 // telnet and nc -C users (who send "\r\n") are not shown a stray `\x0d`.
@@ -43,6 +44,9 @@ using message = std::shared_ptr<const std::string>;
 
 message make_message(std::string text);                              // `text` + "\n"
 message chat_line(std::string_view name, std::string_view text);     // "NAME: escaped text\n"
+// The same line appended to `out`: a reader that got several lines in one read formats them all
+// into one message, shared by every recipient as a single buffer (see chat/queued.cpp).
+void append_chat_line(std::string& out, std::string_view name, std::string_view text);
 message notice(std::string_view text);                               // "* text\n"
 message error_line(std::string_view text);                           // "error: text\n"
 

@@ -12,13 +12,14 @@ outbox::outbox(const asio::any_io_executor& executor, std::size_t limit,
                std::function<void()> on_overflow)
     : limit_(limit), on_overflow_(std::move(on_overflow)), doorbell_(executor, 1) {}
 
-bool outbox::push(message m) {
+bool outbox::push(message m, std::size_t lines) {
   bool overflowed_now = false;
   {
     std::lock_guard lock(mutex_);
     if (closed_ || overflowed_) return false;
-    if (queue_.size() < limit_) {
+    if (queued_lines_ + lines <= limit_) {
       queue_.push_back(std::move(m));
+      queued_lines_ += lines;
       // The writer empties the queue on every take, so only the first push after a take needs
       // to wake it.
       if (queue_.size() == 1) ring();
@@ -42,6 +43,7 @@ outbox::state outbox::take(std::vector<message>& batch) {
   batch.insert(batch.end(), std::make_move_iterator(queue_.begin()),
                std::make_move_iterator(queue_.end()));
   queue_.clear();
+  queued_lines_ = 0;
   return {closed_, overflowed_};
 }
 
@@ -85,16 +87,16 @@ bool room::rename(const std::string& from, const std::string& to) {
   return true;
 }
 
-void room::broadcast(const std::string& sender, const message& m) {
+void room::broadcast(const std::string& sender, const message& m, std::size_t lines) {
   std::lock_guard lock(mutex_);
-  broadcast_locked(sender, m);
+  broadcast_locked(sender, m, lines);
 }
 
-void room::broadcast_locked(const std::string& sender, const message& m) {
+void room::broadcast_locked(const std::string& sender, const message& m, std::size_t lines) {
   // Holding the room's lock while pushing is what keeps every sender's lines in order, the same
   // order in every outbox; a push is a few pointer moves, and never waits.
   for (const auto& [name, box] : clients_) {
-    if (name != sender) box->push(m);
+    if (name != sender) box->push(m, lines);
   }
 }
 

@@ -40,8 +40,9 @@ class outbox {
   outbox(const boost::asio::any_io_executor& executor, std::size_t limit,
          std::function<void()> on_overflow);
 
-  // Queues `m` unless the outbox is closed or overflowed; never waits. False when dropped.
-  bool push(message m);
+  // Queues `m`, which holds `lines` lines, unless the outbox is closed or overflowed; never waits.
+  // False when dropped. The limit counts lines, whether they come one per message or grouped.
+  bool push(message m, std::size_t lines = 1);
 
   // What the writer finds: the messages queued since its last take (moved into `batch`), and
   // whether the stream ended (closed: write them, then stop) or overflowed (stop now).
@@ -60,8 +61,9 @@ class outbox {
  private:
   void ring();
 
-  std::mutex mutex_;  // guards the three below; held for a push or a swap, never across co_await
+  std::mutex mutex_;  // guards the four below; held for a push or a swap, never across co_await
   std::deque<message> queue_;
+  std::size_t queued_lines_ = 0;  // lines in queue_ (a message may hold several)
   bool closed_ = false;
   bool overflowed_ = false;
   const std::size_t limit_;
@@ -85,13 +87,13 @@ class room {
   // False if `to` is taken by someone else.
   bool rename(const std::string& from, const std::string& to);
 
-  // Pushes `m` to every client but `sender` (empty: to everyone).
-  void broadcast(const std::string& sender, const message& m);
+  // Pushes `m`, which holds `lines` lines, to every client but `sender` (empty: to everyone).
+  void broadcast(const std::string& sender, const message& m, std::size_t lines = 1);
 
   std::vector<std::string> names();
 
  private:
-  void broadcast_locked(const std::string& sender, const message& m);
+  void broadcast_locked(const std::string& sender, const message& m, std::size_t lines = 1);
 
   std::mutex mutex_;  // guards clients_; never held across a suspension point
   std::map<std::string, std::shared_ptr<outbox>> clients_;

@@ -46,7 +46,7 @@ std::span<char> line_reader::prepare() {
 
 void line_reader::commit(std::size_t bytes_read) { end_ += bytes_read; }
 
-std::optional<std::string> line_reader::take_line() {
+std::optional<std::string_view> line_reader::take_line_view() {
   // Nothing unscanned: no line. This also covers a reader that has no buffer yet (storage_ is
   // null), where memchr(nullptr, ..., 0) below would be undefined behaviour (found by fuzzing).
   if (end_ - begin_ == scanned_) return std::nullopt;
@@ -58,10 +58,14 @@ std::optional<std::string> line_reader::take_line() {
     return std::nullopt;
   }
   const auto length = static_cast<std::size_t>(newline - first) + 1;
-  std::string line(first, length);
   begin_ += length;
   scanned_ = 0;
-  return line;
+  return std::string_view(first, length);
+}
+
+std::optional<std::string> line_reader::take_line() {
+  if (auto line = take_line_view()) return std::string(*line);
+  return std::nullopt;
 }
 
 void line_reader::end_input() {

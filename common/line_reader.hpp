@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace netlab {
 
@@ -63,6 +64,9 @@ class line_reader {
   std::span<char> prepare();            // space for the next read
   void commit(std::size_t bytes_read);  // that many bytes arrived in prepare()'s space
   std::optional<std::string> take_line();  // the next complete line, if one is buffered
+  // The same without a copy: the line as it sits in the buffer, valid until the next prepare()
+  // (or read_line). For a reader that uses each line at once (chat formats it for the others).
+  std::optional<std::string_view> take_line_view();
   bool too_long() const;                   // buffered bytes without '\n' exceed max_line
   std::string take_rest();                 // whatever is buffered, at end of input
   std::size_t capacity() const { return capacity_; }

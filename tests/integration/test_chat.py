@@ -175,6 +175,28 @@ class ChatTest(ServerTestCase):
                 code, seconds = server.stop(signal.SIGINT)
                 self.assertEqual(code, 0, server.stderr_text())
 
+    @time_limit(30)
+    def test_lines_and_commands_in_one_write_keep_their_order(self):
+        """The chat lines of one read go to the room together (one group per read), but a
+        command between them still comes after the lines before it and before those after it:
+        lines sent before a /nick carry the old name, after it the new one, and more than one
+        read's group worth of lines (40) arrive complete and in order."""
+        for threads in ("1", "4"):
+            with self.subTest(threads=threads):
+                server = self.start("--threads", threads)
+                a, b = self.join(server, 2)
+                lines = [b"before %d" % n for n in range(20)] + [b"/nick ann", b"/who"]
+                lines += [b"after %d" % n for n in range(20)] + [b"/dance", b"last"]
+                a.send(b"".join(line + b"\n" for line in lines))
+                want = [b"c0: before %d\n" % n for n in range(20)] + [b"* c0 is now ann\n"]
+                want += [b"ann: after %d\n" % n for n in range(20)] + [b"ann: last\n"]
+                self.assertEqual([b.recv_line() for _ in want], want)
+                self.assertEqual(a.recv_line(), b"* c0 is now ann\n")
+                self.assertEqual(a.recv_line(), b"* connected: ann c1\n")
+                self.assertEqual(a.recv_line(), b"error: unknown command\n")
+                code, _ = server.stop(signal.SIGINT)
+                self.assertEqual(code, 0, server.stderr_text())
+
     @time_limit(90)
     def test_50_clients_200_lines_each_exactly_once_in_order(self):
         """--threads 4: every client receives every other client's 200 lines exactly once, in

@@ -146,6 +146,37 @@ BOOST_AUTO_TEST_CASE(broadcast_shares_one_message_and_overflow_disconnects) {
   BOOST_TEST(got_a.size() == 2u + 1u);  // rename, c left, bee left
 }
 
+// A reader sends the chat lines of one read as one message; the outbox limit still counts lines.
+BOOST_AUTO_TEST_CASE(grouped_lines_count_as_lines_against_the_outbox_limit) {
+  asio::io_context io;
+  room r;
+  int overflows = 0;
+  auto a = std::make_shared<outbox>(io.get_executor(), 1, nullptr);
+  auto b = std::make_shared<outbox>(io.get_executor(), 5, [&] { ++overflows; });
+  BOOST_TEST(r.join("a", a));
+  BOOST_TEST(r.join("b", b));
+  std::vector<message> got;
+  b->take(got);
+  BOOST_TEST(got.empty());  // nobody joined after b
+
+  std::string three;
+  for (const char* text : {"1", "2\x01", "3"}) append_chat_line(three, "a", text);
+  BOOST_TEST(three == "a: 1\na: 2\\x01\na: 3\n");
+  r.broadcast("a", std::make_shared<const std::string>(three), 3);
+  r.broadcast("a", chat_line("a", "4"));
+  r.broadcast("a", chat_line("a", "5"));
+  BOOST_TEST(overflows == 0);  // 5 lines queued: the limit, not past it
+  BOOST_TEST(!b->take(got).overflowed);
+  BOOST_TEST(got.size() == 3u);
+  got.clear();
+  r.broadcast("a", std::make_shared<const std::string>(three), 3);
+  BOOST_TEST(overflows == 0);
+  r.broadcast("a", std::make_shared<const std::string>(three), 3);  // 6 lines: one too many
+  BOOST_TEST(overflows == 1);
+  BOOST_TEST(b->take(got).overflowed);
+  BOOST_TEST(got.size() == 1u);  // the first group; the second was refused whole
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 namespace {

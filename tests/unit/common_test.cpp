@@ -101,6 +101,24 @@ BOOST_AUTO_TEST_CASE(buffer_grows_only_as_far_as_max_line) {
   BOOST_TEST(reader.capacity() == read_chunk);
 }
 
+BOOST_AUTO_TEST_CASE(line_views_stay_valid_until_the_next_read) {
+  line_reader reader(100);
+  const auto input = "one\ntwo\nthr"s;
+  auto space = reader.prepare();
+  std::memcpy(space.data(), input.data(), input.size());
+  reader.commit(input.size());
+  const auto one = reader.take_line_view();
+  const auto two = reader.take_line_view();
+  BOOST_TEST(!reader.take_line_view());  // "thr" is not a line yet
+  BOOST_REQUIRE(one && two);
+  BOOST_TEST(*one == "one\n");
+  BOOST_TEST(*two == "two\n");
+  space = reader.prepare();  // the views are invalid from here on; the rest is kept
+  std::memcpy(space.data(), "ee\n", 3);
+  reader.commit(3);
+  BOOST_TEST(reader.take_line().value_or("none") == "three\n");
+}
+
 BOOST_AUTO_TEST_CASE(a_refused_line_is_detected_before_its_end_arrives) {
   // The policy must not wait for a '\n' that may never come.
   const auto out = frame(std::string(1 << 20, 'z'), 64 * 1024, 1 << 14);
