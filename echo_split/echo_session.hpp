@@ -2,7 +2,7 @@
 //
 // This is the Asio counterpart of the lesson's `stream.into_split()` + `mpsc::channel(N)`:
 //
-//   socket --read--> reader --channel (at most `queue` lines)--> writer --write--> socket
+//   socket --read--> reader --channel (one group of lines)--> writer --write--> socket
 //
 // Both coroutines run on the connection's strand, so they share the socket without locks (a
 // read and a write may be outstanding at the same time, like tokio's two halves). The channel

@@ -184,9 +184,11 @@ class EchoSplitTest(ServerTestCase):
         self.assert_echoes(other, b"after the hog\n")
         rss_after = server.rss_kib()
 
-        # The design bound: the reader's buffer (max_line + 1), the channel (queue lines), the
-        # writer's batch (queue + 1 lines): (2 * queue + 2) * (max_line + 1) bytes, ~2.1 MiB.
-        design_bound_kib = (2 * queue + 2) * (max_line + 1) // 1024
+        # The design bound: the reader's buffer (max_line + 1), the group in the channel and the
+        # one waiting to enter it (queue lines together: a group holds at most queue / 2), the
+        # writer's batch (two groups, queue lines): (2 * queue + 1) * (max_line + 1) bytes,
+        # ~2.1 MiB.
+        design_bound_kib = (2 * queue + 1) * (max_line + 1) // 1024
         # Allowance, glibc: the bound plus 1 MiB of allocator slack (a 60 KB line is below the
         # mmap threshold, so freed lines are reused from the heap; what remains is partly used
         # pages and the other client's buffers). Measured on 2 vCPUs: +1.15 MiB at --queue 16

@@ -62,6 +62,14 @@ framed frame(std::string_view input, std::size_t max_line, std::size_t chunk) {
   return out;
 }
 
+// One read that brought `bytes` (they must fit in the space prepare() gives).
+void feed(line_reader& reader, std::string_view bytes) {
+  auto space = reader.prepare();
+  BOOST_REQUIRE(bytes.size() <= space.size());
+  std::memcpy(space.data(), bytes.data(), bytes.size());
+  reader.commit(bytes.size());
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(line_framing)
@@ -103,20 +111,28 @@ BOOST_AUTO_TEST_CASE(buffer_grows_only_as_far_as_max_line) {
 
 BOOST_AUTO_TEST_CASE(line_views_stay_valid_until_the_next_read) {
   line_reader reader(100);
-  const auto input = "one\ntwo\nthr"s;
-  auto space = reader.prepare();
-  std::memcpy(space.data(), input.data(), input.size());
-  reader.commit(input.size());
+  feed(reader, "one\ntwo\nthr");
   const auto one = reader.take_line_view();
   const auto two = reader.take_line_view();
   BOOST_TEST(!reader.take_line_view());  // "thr" is not a line yet
   BOOST_REQUIRE(one && two);
   BOOST_TEST(*one == "one\n");
   BOOST_TEST(*two == "two\n");
-  space = reader.prepare();  // the views are invalid from here on; the rest is kept
-  std::memcpy(space.data(), "ee\n", 3);
-  reader.commit(3);
+  feed(reader, "ee\n");  // prepare(): the views are invalid from here on; the rest is kept
   BOOST_TEST(reader.take_line().value_or("none") == "three\n");
+}
+
+BOOST_AUTO_TEST_CASE(take_lines_hands_out_at_most_so_many_whole_lines_as_one_view) {
+  line_reader reader(100);
+  feed(reader, "1\n22\n333\n4444\n55");
+  BOOST_TEST(reader.has_line());
+  BOOST_TEST(reader.take_lines(3).value_or("none") == "1\n22\n333\n");
+  BOOST_TEST(reader.take_lines(3).value_or("none") == "4444\n");  // "55" is not a line yet
+  BOOST_TEST(!reader.has_line());
+  BOOST_TEST(!reader.take_lines(3));
+  BOOST_TEST(reader.buffered() == 2u);  // the unfinished line stays for the next read
+  feed(reader, "5\n");
+  BOOST_TEST(reader.take_lines(1).value_or("none") == "555\n");
 }
 
 BOOST_AUTO_TEST_CASE(a_refused_line_is_detected_before_its_end_arrives) {
