@@ -30,7 +30,10 @@ asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
   // One write_some sends at most 64 buffers (Asio's limit per system call): loop while the
   // kernel takes everything; a partial write or would_block means its buffer is full.
   while (asio::buffer_size(buffers) > 0) {
-    const auto written = socket.write_some(buffers, error);
+    // One buffer (a batch of one group or one message, the usual case) goes out with send(2):
+    // sendmsg(2) would first copy a message header and an I/O vector in from user space.
+    const auto written = buffers.size() == 1 ? socket.write_some(buffers.front(), error)
+                                             : socket.write_some(buffers, error);
     if (error) break;
     consume_front(buffers, written);
   }
