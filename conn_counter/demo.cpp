@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -71,14 +72,20 @@ class demo_client {
   tcp::socket socket_;
 };
 
-// The server prints its lines on its own threads; waiting for its counts keeps the demo's
-// output in the order things happened. (A demo may poll; the server itself never does.)
+std::atomic<std::uint64_t> disconnects_printed{0};  // by demo_output()
+
+// The server prints its lines on its own threads; waiting for its counts, and for its
+// `Disconnected` lines to be out, keeps the demo's output in the order things happened. (A demo
+// may poll; the server itself never does.)
 asio::awaitable<void> until_server_counts(server& counting, std::uint64_t accepted,
                                           std::uint64_t closed) {
   asio::steady_timer tick(co_await asio::this_coro::executor);
   for (;;) {
     const auto now = counting.current();
-    if (now.accepted >= accepted && now.closed >= closed) co_return;
+    if (now.accepted >= accepted && now.closed >= closed &&
+        disconnects_printed.load() >= closed) {
+      co_return;
+    }
     tick.expires_after(1ms);
     co_await tick.async_wait(use_awaitable);
   }
@@ -115,6 +122,13 @@ asio::awaitable<void> play(runtime& rt, tcp::endpoint address, server& counting)
 }
 
 }  // namespace
+
+line_sink demo_output() {
+  return [print_line = print_to_stdout()](std::string_view line) {
+    print_line(line);
+    if (line.starts_with("Disconnected")) ++disconnects_printed;
+  };
+}
 
 void start_demo(runtime& rt, tcp::endpoint address, server& counting) {
   spawn(rt.context().get_executor(), play(rt, address, counting), "demo");

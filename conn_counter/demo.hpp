@@ -10,8 +10,13 @@
 
 namespace netlab::counter {
 
+// The server's output under --demo: printed as usual, and the `Disconnected` lines counted. A
+// close is counted before its line is printed (the line shows the counts), on the session's own
+// thread; the demo waits for the line itself, so that its next step is printed after it.
+line_sink demo_output();
+
 // Plays the clients against `counting`, listening at `address`, printing each step; then stops
-// `rt`.
+// `rt`. `counting` prints through demo_output().
 void start_demo(runtime& rt, boost::asio::ip::tcp::endpoint address, server& counting);
 
 }  // namespace netlab::counter

@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
     if (max_option->count() == 0) max_connections = descriptor_connection_limit(server.threads);
     // Created before the runtime and destroyed after it: a session that a forced stop leaves
     // behind is destroyed with the runtime, and still counts its close before the total.
-    counter::server counting(counter::print_to_stdout(), idle_timeout);
+    counter::server counting(demo ? counter::demo_output() : counter::print_to_stdout(),
+                             idle_timeout);
     {
       runtime rt(server.threads);
       counter::status_on_signal status(rt, counting);  // before `listening on`: see server.hpp

@@ -34,7 +34,8 @@ namespace {
 // 64 connections × 16 lines in flight: 7% less server CPU per line, measured with bench/run's
 // echo workload). The bound stays in lines: the channel holds one group of at most half of
 // --queue lines, so the group in the channel and the one waiting to enter it never hold more
-// than --queue lines between them, as a channel of --queue single lines would.
+// than --queue lines between them, as a channel of --queue single lines would (with --queue 1,
+// a group is still one line: two lines, as that channel and its one waiting sender held).
 using line_channel = asio::experimental::channel<void(error_code, std::string)>;
 constexpr std::size_t groups_in_channel = 1;
 
