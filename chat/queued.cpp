@@ -104,9 +104,10 @@ class session : public std::enable_shared_from_this<session> {
       }
       send_group();  // nothing more buffered: the others get these lines before we wait
       lines_since_yield_ = 0;
-      auto result = co_await input_.read_line(socket_);
+      auto result = co_await input_.read_until_line(socket_);
       switch (result.status) {
         case line_status::complete:
+          break;  // buffered: the loop's first step takes it, with the lines that came with it
         case line_status::unterminated:
           more = handle(strip_line_ending(result.text));
           break;

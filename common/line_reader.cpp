@@ -46,18 +46,25 @@ std::span<char> line_reader::prepare() {
 
 void line_reader::commit(std::size_t bytes_read) { end_ += bytes_read; }
 
-std::optional<std::string_view> line_reader::take_line_view() {
+std::size_t line_reader::first_line_length() {
   // Nothing unscanned: no line. This also covers a reader that has no buffer yet (storage_ is
   // null), where memchr(nullptr, ..., 0) below would be undefined behaviour (found by fuzzing).
-  if (end_ - begin_ == scanned_) return std::nullopt;
+  if (end_ - begin_ == scanned_) return 0;
   const char* first = storage_.get() + begin_;
   const auto* newline = static_cast<const char*>(
       std::memchr(first + scanned_, '\n', end_ - begin_ - scanned_));
   if (newline == nullptr) {
     scanned_ = end_ - begin_;
-    return std::nullopt;
+    return 0;
   }
-  const auto length = static_cast<std::size_t>(newline - first) + 1;
+  scanned_ = static_cast<std::size_t>(newline - first);  // no '\n' before it: not scanned again
+  return scanned_ + 1;
+}
+
+std::optional<std::string_view> line_reader::take_line_view() {
+  const auto length = first_line_length();
+  if (length == 0) return std::nullopt;
+  const char* first = storage_.get() + begin_;
   begin_ += length;
   scanned_ = 0;
   return std::string_view(first, length);
@@ -74,13 +81,7 @@ std::optional<std::string_view> line_reader::take_lines(std::size_t max_lines) {
   return lines;
 }
 
-bool line_reader::has_line() {
-  if (end_ - begin_ == scanned_) return false;
-  const char* unscanned = storage_.get() + begin_ + scanned_;
-  if (std::memchr(unscanned, '\n', end_ - begin_ - scanned_) != nullptr) return true;
-  scanned_ = end_ - begin_;
-  return false;
-}
+bool line_reader::has_line() { return first_line_length() > 0; }
 
 std::optional<std::string> line_reader::take_line() {
   if (auto line = take_line_view()) return std::string(*line);

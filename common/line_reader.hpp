@@ -82,6 +82,9 @@ class line_reader {
   std::size_t buffered() const { return end_ - begin_; }
 
  private:
+  // The first buffered line's length, '\n' included; 0 when no complete line is buffered.
+  std::size_t first_line_length();
+
   std::size_t max_line_;
   std::unique_ptr<char[]> storage_;  // allocated when the first bytes arrive, never zero-filled
   std::size_t capacity_ = 0;
