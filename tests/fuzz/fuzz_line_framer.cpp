@@ -1,4 +1,5 @@
-// line_reader's framing (prepare/commit/take_line/too_long/take_rest) against a model of what it
+// line_reader's framing (prepare/commit/take_line/take_lines/has_line/too_long/take_rest) against
+// a model of what it
 // promises, with the reads split where the input says: a line cut across two reads, a '\n' that
 // is the last byte of a read, a read that fills the buffer exactly are all found by mutation.
 //
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,13 +26,37 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t consumed = 0;  // bytes of `input` committed so far
   bool too_long = false;
 
+  const auto next_random = [&rng] {  // xorshift32: the same input always splits the same way
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+  };
+
   // The loop of read_line, with memcpy for the socket.
   for (;;) {
-    while (auto line = reader.take_line()) {
-      FUZZ_CHECK(!line->empty() && line->back() == '\n');
-      FUZZ_CHECK(line->find('\n') == line->size() - 1);  // one line, not two
-      FUZZ_CHECK(line->size() <= max_line + 1);
-      out += *line;
+    for (;;) {
+      // Half the time one line (take_line, as read_line and chat take them), half a group of up
+      // to 8 (take_lines, as echo_split's reader); has_line must say beforehand which it finds.
+      const bool line_buffered = reader.has_line();
+      const auto pick = next_random();
+      const std::size_t most = (pick & 1) ? 1 : 1 + (pick >> 1) % 8;
+      std::optional<std::string> taken = reader.take_line();
+      if (most > 1 && taken) {
+        const auto rest = reader.take_lines(most - 1);
+        if (rest) *taken += *rest;
+      }
+      FUZZ_CHECK(line_buffered == taken.has_value());
+      if (!taken) break;
+      const std::string_view lines = *taken;
+      FUZZ_CHECK(!lines.empty() && lines.back() == '\n');
+      FUZZ_CHECK(static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n')) <= most);
+      std::size_t start = 0;  // each line of the group on its own: at most max_line + '\n'
+      for (auto end = lines.find('\n'); end != std::string_view::npos;
+           start = end + 1, end = lines.find('\n', start)) {
+        FUZZ_CHECK(end + 1 - start <= max_line + 1);
+      }
+      out += lines;
     }
     if (reader.too_long()) {
       too_long = true;
@@ -44,11 +70,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The memory bound: the buffer never grows past one longest line plus its '\n'.
     FUZZ_CHECK(reader.capacity() <= max_line + 1);
     FUZZ_CHECK(!space.empty());  // an empty space would make read_line spin
-    rng ^= rng << 13;  // xorshift32: the same input always splits the same way
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
+    const auto split = next_random();
     // Half the reads take all there is room for (big, like a busy socket), half 1..64 bytes.
-    std::size_t n = (rng & 1) ? space.size() : 1 + (rng >> 1) % 64;
+    std::size_t n = (split & 1) ? space.size() : 1 + (split >> 1) % 64;
     n = std::min({n, space.size(), input.size() - consumed});
     std::memcpy(space.data(), input.data() + consumed, n);
     reader.commit(n);
