@@ -9,6 +9,7 @@
 #include "bench/netbench/hold_load.hpp"
 #include "bench/netbench/line_buffer.hpp"
 #include "bench/netbench/json_line.hpp"
+#include "bench/netbench/latency_histogram.hpp"
 #include "bench/netbench/sequence_tracker.hpp"
 #include "bench/netbench/target.hpp"
 #include "bench/netbench/wire.hpp"
@@ -416,6 +417,32 @@ BOOST_AUTO_TEST_CASE(targets_are_loopback_only) {
   BOOST_TEST(!parse_loopback_target("127.0.0.1:0").has_value());
   BOOST_TEST(!parse_loopback_target("127.0.0.1:70000").has_value());
   BOOST_TEST(explain_target("192.168.1.1:80").find("not a loopback") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(latencies_keep_three_significant_digits) {
+  BOOST_TEST(three_significant_digits(0) == 0);
+  BOOST_TEST(three_significant_digits(999) == 999);
+  BOOST_TEST(three_significant_digits(12'345) == 12'300);
+  BOOST_TEST(three_significant_digits(12'350) == 12'400);
+  BOOST_TEST(three_significant_digits(9'996) == 10'000);
+  BOOST_TEST(three_significant_digits(1'234'567'890) == 1'230'000'000);
+
+  // 14.2 and 14.4 us, a microsecond histogram's 14 and 14: now told apart.
+  latency_histogram h;
+  for (int i = 0; i < 3; ++i) h.add(std::chrono::nanoseconds(14'200));
+  for (int i = 0; i < 2; ++i) h.add(std::chrono::nanoseconds(14'400));
+  BOOST_TEST(h.percentile_us(50) == 14.2);   // rank ceil(2.5) = 3
+  BOOST_TEST(h.percentile_us(80) == 14.4);   // rank 4
+  BOOST_TEST(h.max_us() == 14.4);
+
+  // Merging adds counts: the merged p50 moves to the other histogram's value.
+  latency_histogram other;
+  for (int i = 0; i < 6; ++i) other.add(std::chrono::microseconds(1'000));
+  h.merge(other);
+  BOOST_TEST(h.count() == 11u);
+  BOOST_TEST(h.percentile_us(50) == 1'000.0);  // rank 6: past the five small ones
+  BOOST_TEST(h.percentile_us(1) == 14.2);
+  BOOST_TEST(latency_histogram().percentile_us(50) == 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(json_numbers_and_nulls) {
