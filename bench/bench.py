@@ -187,9 +187,12 @@ def loopback_ceiling(seconds):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--netlab-bin", required=True, help="netlab's bin/ (release preset)")
-    parser.add_argument("--peer-bin", required=True, help="where bench/peers/*/build.sh put peers")
+    # Named after bench/run, which installs and builds, then calls this with the two bin folders.
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    parser.add_argument("--netlab-bin", default=str(HERE.parent / "build" / "release" / "bin"),
+                        help="netlab's bin/ (default: build/release/bin)")
+    parser.add_argument("--peer-bin", default=str(HERE.parent / "build" / "peers"),
+                        help="where bench/peers/*/build.sh put the peers (default: build/peers)")
     parser.add_argument("--quick", action="store_true",
                         help="one repetition, shorter runs, smaller counts (~3 min)")
     parser.add_argument("--repetitions", type=int, help="default 3 (1 with --quick)")
@@ -199,7 +202,17 @@ def main():
                         "committed results of a full run)")
     parser.add_argument("--report-only", action="store_true",
                         help="measure nothing: write RESULTS.md and plots from OUT/results.json")
+    # bench/run checks its options with this before it installs or builds anything.
+    parser.add_argument("--parse-only", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    known = sorted({w.section for w in all_workloads(False)})
+    unknown = set(options.only.split(",")) - set(known) if options.only else set()
+    if unknown:
+        parser.error(f"--only: no section {', '.join(sorted(unknown))} (sections: {','.join(known)})")
+    if options.repetitions is not None and options.repetitions < 1:
+        parser.error("--repetitions: at least 1")
+    if options.parse_only:
+        return
 
     # Servers inherit this: 10000 held connections need more than the usual 1024 descriptors.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
