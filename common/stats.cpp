@@ -23,16 +23,21 @@ double latency_stats::mdev_ns() const {
 }
 
 std::chrono::microseconds latency_stats::percentile(unsigned percent) const {
-  if (count_ == 0) return {};
+  return std::chrono::microseconds(nearest_rank(count_by_microsecond_, count_, percent));
+}
+
+std::int64_t nearest_rank(const std::map<std::int64_t, std::uint64_t>& counts, std::uint64_t total,
+                          unsigned percent) {
+  if (total == 0 || counts.empty()) return 0;
   percent = std::clamp(percent, 1u, 100u);
-  // rank = ceil(percent/100 × count), in integers so that p90 of 10 samples is exactly the 9th.
-  const std::uint64_t rank = (percent * count_ + 99) / 100;
+  // rank = ceil(percent/100 × total), in integers so that p90 of 10 samples is exactly the 9th.
+  const std::uint64_t rank = (percent * total + 99) / 100;
   std::uint64_t seen = 0;
-  for (const auto& [microseconds, n] : count_by_microsecond_) {
+  for (const auto& [value, n] : counts) {
     seen += n;
-    if (seen >= rank) return std::chrono::microseconds(microseconds);
+    if (seen >= rank) return value;
   }
-  return std::chrono::microseconds(count_by_microsecond_.rbegin()->first);
+  return counts.rbegin()->first;
 }
 
 double loss_percent(std::uint64_t sent, std::uint64_t received) {

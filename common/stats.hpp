@@ -38,6 +38,13 @@ class latency_stats {
   std::map<std::int64_t, std::uint64_t> count_by_microsecond_;
 };
 
+// The nearest-rank percentile of samples counted per value (value -> how many): the smallest
+// value that at least `percent`% of the `total` samples do not exceed. `percent` is clamped to
+// 1..100; 0 when there are no samples. latency_stats and netbench's mergeable histogram both
+// count this way, at different resolutions.
+std::int64_t nearest_rank(const std::map<std::int64_t, std::uint64_t>& counts, std::uint64_t total,
+                          unsigned percent);
+
 // Lost as a percentage of sent (0 when nothing was sent), as ping prints it.
 double loss_percent(std::uint64_t sent, std::uint64_t received);
 

@@ -1,5 +1,7 @@
 #include "latency_histogram.hpp"
 
+#include "common/stats.hpp"
+
 #include <algorithm>
 
 namespace netlab::bench {
@@ -21,15 +23,7 @@ void latency_histogram::merge(const latency_histogram& other) {
 }
 
 double latency_histogram::percentile_us(unsigned percent) const {
-  if (count_ == 0) return 0;
-  percent = std::clamp(percent, 1u, 100u);
-  const std::uint64_t rank = (percent * count_ + 99) / 100;  // ceil(percent/100 × count)
-  std::uint64_t seen = 0;
-  for (const auto& [nanoseconds, n] : count_by_value_) {
-    seen += n;
-    if (seen >= rank) return static_cast<double>(nanoseconds) / 1000;
-  }
-  return max_us();
+  return static_cast<double>(nearest_rank(count_by_value_, count_, percent)) / 1000;
 }
 
 double latency_histogram::max_us() const {

@@ -1,8 +1,9 @@
 // Latency samples counted per value to three significant digits, mergeable.
 //
-// common/stats.hpp's latency_stats does the same arithmetic for one stream of samples; netbench
-// keeps one histogram per connection (each touched only by its connection's strand, so no lock
-// on the hot path) and adds them up at the end, which latency_stats cannot do.
+// common/stats.hpp's latency_stats counts one stream of samples the same way (both take their
+// percentiles from its nearest_rank); netbench keeps one histogram per connection (each touched
+// only by its connection's strand, so no lock on the hot path) and adds them up at the end,
+// which latency_stats cannot do.
 //
 // Why three significant digits and not whole microseconds: a p50 of 14 us counted to the
 // microsecond is known to ±0.5 us, ±4%, which is as wide as the gaps between the servers the
