@@ -80,12 +80,11 @@ asio::awaitable<void> acquire(lesson_room& r) {
 
 class lesson_session : public std::enable_shared_from_this<lesson_session> {
  public:
-  lesson_session(tcp::socket socket, std::shared_ptr<lesson_room> chat_room, const options& opts)
-      : socket_(std::move(socket)), room_(std::move(chat_room)), input_(opts.max_line),
+  lesson_session(tcp::socket socket, const tcp::endpoint& peer,
+                 std::shared_ptr<lesson_room> chat_room, const options& opts)
+      : socket_(std::move(socket)), peer_(peer), name_(fmt::format("{}", peer)),
+        room_(std::move(chat_room)), input_(opts.max_line),
         max_line_(opts.max_line), idle_(room_->strand_, opts.idle_timeout) {
-    error_code ignored;
-    peer_ = socket_.remote_endpoint(ignored);
-    name_ = fmt::format("{}", peer_);
     input_.report_activity_to(idle_);
   }
 
@@ -261,11 +260,11 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   }
 
   tcp::socket socket_;  // used only from the room's strand
+  tcp::endpoint peer_;  // as accept() reported it
+  std::string name_;    // read by others under the lock (/who, uniqueness)
   std::shared_ptr<lesson_room> room_;
   line_reader input_;
   std::size_t max_line_;
-  tcp::endpoint peer_;
-  std::string name_;            // read by others under the lock (/who, uniqueness)
   bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
   bool gone_ = false;           // a write failed: the client is gone, nobody writes to it again
   int writes_pending_ = 0;      // writes to this client in progress (at most one: the lock)
@@ -302,10 +301,11 @@ tcp::socket on_room_thread(tcp::socket socket, asio::io_context& room_context) {
 
 }  // namespace
 
-void start_lesson_session(tcp::socket socket, std::shared_ptr<lesson_room> chat_room,
-                          const options& opts, shutdown_coordinator& shutdown) {
+void start_lesson_session(tcp::socket socket, const tcp::endpoint& peer,
+                          std::shared_ptr<lesson_room> chat_room, const options& opts,
+                          shutdown_coordinator& shutdown) {
   auto& room_context = chat_room->context_;
-  std::make_shared<lesson_session>(on_room_thread(std::move(socket), room_context),
+  std::make_shared<lesson_session>(on_room_thread(std::move(socket), room_context), peer,
                                    std::move(chat_room), opts)
       ->start(shutdown);
 }

@@ -35,13 +35,12 @@ namespace {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, std::shared_ptr<room> chat_room, const options& opts)
-      : socket_(std::move(socket)), room_(std::move(chat_room)), input_(opts.max_line),
+  session(tcp::socket socket, const tcp::endpoint& peer, std::shared_ptr<room> chat_room,
+          const options& opts)
+      : socket_(std::move(socket)), peer_(peer), name_(fmt::format("{}", peer)),
+        room_(std::move(chat_room)), input_(opts.max_line),
         max_line_(opts.max_line), outbox_limit_(opts.outbox),
         idle_(socket_.get_executor(), opts.idle_timeout) {
-    error_code ignored;
-    peer_ = socket_.remote_endpoint(ignored);
-    name_ = fmt::format("{}", peer_);
     input_.report_activity_to(idle_);
   }
 
@@ -291,13 +290,13 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   tcp::socket socket_;           // shared by reader and writer, on this session's thread
+  tcp::endpoint peer_;           // for log lines and the default name, as accept() reported it
+  std::string name_;             // the reader's copy of our name in the room
   std::shared_ptr<room> room_;   // shared by every session; outlives them all
   std::shared_ptr<outbox> outbox_;  // pushed to by every broadcaster, drained by our writer
   line_reader input_;
   std::size_t max_line_;
   std::size_t outbox_limit_;
-  tcp::endpoint peer_;           // for log lines and the default name, read once
-  std::string name_;             // the reader's copy of our name in the room
   std::string group_;            // chat lines read but not yet sent to the room (add_to_group)
   std::size_t group_lines_ = 0;  // how many lines group_ holds
   bool stopped_early_ = false;   // reading stopped before the client's EOF: close with a linger
@@ -311,9 +310,10 @@ class session : public std::enable_shared_from_this<session> {
 
 }  // namespace
 
-void start_queued_session(tcp::socket socket, std::shared_ptr<room> chat_room,
-                          const options& opts, shutdown_coordinator& shutdown) {
-  std::make_shared<session>(std::move(socket), std::move(chat_room), opts)->start(shutdown);
+void start_queued_session(tcp::socket socket, const tcp::endpoint& peer,
+                          std::shared_ptr<room> chat_room, const options& opts,
+                          shutdown_coordinator& shutdown) {
+  std::make_shared<session>(std::move(socket), peer, std::move(chat_room), opts)->start(shutdown);
 }
 
 }  // namespace netlab::chat

@@ -7,13 +7,13 @@ namespace netlab::chat {
 void start_server(runtime& rt, boost::asio::ip::tcp::acceptor acceptor, const options& opts) {
   if (opts.design == design::queued) {
     start_accepting(rt, std::move(acceptor),
-                    [&rt, opts, chat_room = std::make_shared<room>()](auto socket) {
-                      start_queued_session(std::move(socket), chat_room, opts, rt.shutdown());
+                    [&rt, opts, chat_room = std::make_shared<room>()](auto socket, const auto& peer) {
+                      start_queued_session(std::move(socket), peer, chat_room, opts, rt.shutdown());
                     });
   } else {
     start_accepting(rt, std::move(acceptor),
-                    [&rt, opts, chat_room = make_lesson_room(rt.context())](auto socket) {
-                      start_lesson_session(std::move(socket), chat_room, opts, rt.shutdown());
+                    [&rt, opts, chat_room = make_lesson_room(rt.context())](auto socket, const auto& peer) {
+                      start_lesson_session(std::move(socket), peer, chat_room, opts, rt.shutdown());
                     });
   }
 }

@@ -1,7 +1,6 @@
 #include "line_reader.hpp"
 
 #include "idle.hpp"
-#include "stream_read.hpp"
 #include "trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -130,7 +129,7 @@ asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket&
       if (wait_error) co_return line_result{line_status::failed, {}, wait_error};
     }
     const auto free_space = prepare();
-    const read_buffer space(free_space.data(), free_space.size());
+    const asio::mutable_buffer space(free_space.data(), free_space.size());
     error_code error;
     std::size_t bytes_read = 0;
     if (trace::enabled()) {

@@ -3,7 +3,6 @@
 #include "cli.hpp"
 #include "log.hpp"
 #include "spawn.hpp"
-#include "stream_read.hpp"
 #include "trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -29,19 +28,11 @@ tcp::acceptor open_listener(asio::io_context& io, const std::string& bind, std::
   acceptor.open(wanted.protocol(), error);
   // SO_REUSEADDR: a restarted server can bind while old connections sit in TIME_WAIT.
   if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
-  // Options every connection inherits from the listening socket (Linux copies them on accept),
+  // An option every connection inherits from the listening socket (Linux copies it on accept),
   // which saves a system call per connection. TCP_NODELAY: Nagle's algorithm would hold back a
   // small reply until the previous one is acknowledged (~40 ms with delayed ACKs); netlab's
-  // writers batch instead. TCP_INQ: see stream_read.hpp.
+  // writers batch instead.
   if (!error) acceptor.set_option(tcp::no_delay(true), error);
-  if (!error) {
-    // Not fatal: a kernel without TCP_INQ (before Linux 4.18) only costs the shortcut.
-    boost::system::error_code no_reports;
-    enable_bytes_left_reports(acceptor, no_reports);
-    if (no_reports) {
-      spdlog::debug("TCP_INQ: {} (reads try at once, as Asio's do)", no_reports.message());
-    }
-  }
   if (!error) acceptor.bind(wanted, error);
   if (!error) acceptor.listen(tcp::socket::max_listen_connections, error);
   if (error) {
@@ -229,7 +220,7 @@ void start_accepting(runtime& rt, tcp::acceptor acceptor, session_factory make_s
   // No cap: the slot is dropped at once, which only keeps a count nobody checks.
   start_accepting(rt, std::move(acceptor), no_connection_cap,
                   [make_session = std::move(make_session)](accepted_connection connection) {
-                    make_session(std::move(connection.socket));
+                    make_session(std::move(connection.socket), connection.peer);
                   });
 }
 

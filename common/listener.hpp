@@ -25,8 +25,11 @@ boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& io, const 
                                              std::uint16_t port);
 
 // Called once per accepted connection, on no particular thread; the socket runs on one thread's
-// io_context (its handlers never run in parallel), with TCP_NODELAY already set.
-using session_factory = std::function<void(boost::asio::ip::tcp::socket)>;
+// io_context (its handlers never run in parallel), with TCP_NODELAY already set. The peer is the
+// address accept() reported: a session asking the socket later gets an error once the client has
+// reset (ENOTCONN), so the accepted address is the one to name the client by.
+using session_factory =
+    std::function<void(boost::asio::ip::tcp::socket, const boost::asio::ip::tcp::endpoint& peer)>;
 
 // Starts the accept loop as a member of the runtime's shutdown: a stop request closes the
 // acceptor, and the loop ends.

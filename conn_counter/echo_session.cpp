@@ -3,7 +3,6 @@
 #include "common/idle.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
-#include "common/stream_read.hpp"
 #include "common/trace.hpp"
 #include "common/write.hpp"
 
@@ -71,7 +70,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
     for (;;) {
       error_code read_error;
       std::size_t bytes_read = 0;
-      const read_buffer into(space.data(), space.size());
+      const asio::mutable_buffer into(space.data(), space.size());
       if (trace::enabled()) {
         std::tie(read_error, bytes_read) = co_await trace::read_some(socket, into);
       } else {

@@ -43,15 +43,14 @@ std::size_t max_lines_per_group(std::size_t queue) { return std::max<std::size_t
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, const options& limits)
+  session(tcp::socket socket, const tcp::endpoint& peer, const options& limits)
       : socket_(std::move(socket)),
+        peer_(peer),
         lines_(socket_.get_executor(), groups_in_channel),
         max_group_(max_lines_per_group(limits.queue)),
         input_(limits.max_line),
         max_line_(limits.max_line),
         idle_(socket_.get_executor(), limits.idle_timeout) {
-    error_code ignored;
-    peer_ = socket_.remote_endpoint(ignored);
     input_.report_activity_to(idle_);
   }
 
@@ -193,11 +192,11 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   tcp::socket socket_;       // shared by reader and writer, on this session's thread
+  tcp::endpoint peer_;       // for log lines, as accept() reported it
   line_channel lines_;       // reader -> writer: one group of lines at a time
   std::size_t max_group_;    // the most lines in one group: half of --queue
   line_reader input_;        // the reader's buffer
   std::size_t max_line_;
-  tcp::endpoint peer_;       // for log lines, read once (it fails after a reset)
   bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
   bool writing_ = false;        // the writer's write is in progress
   idle_watch idle_;             // --idle-timeout's watchdog; told by input_ and the writer
@@ -206,8 +205,9 @@ class session : public std::enable_shared_from_this<session> {
 
 }  // namespace
 
-void start_session(tcp::socket socket, const options& limits, shutdown_coordinator& shutdown) {
-  std::make_shared<session>(std::move(socket), limits)->start(shutdown);
+void start_session(tcp::socket socket, const tcp::endpoint& peer, const options& limits,
+                   shutdown_coordinator& shutdown) {
+  std::make_shared<session>(std::move(socket), peer, limits)->start(shutdown);
 }
 
 }  // namespace netlab::echo

@@ -35,9 +35,10 @@ struct options {
   std::chrono::milliseconds idle_timeout{0};  // --idle-timeout; zero: never
 };
 
-// Starts a session for `socket`, as a member of `shutdown`: when a stop is requested the session
-// stops reading, writes back what it has read, and closes.
-void start_session(boost::asio::ip::tcp::socket socket, const options& limits,
-                   shutdown_coordinator& shutdown);
+// Starts a session for `socket` (connected to `peer`, as accept() reported it), as a member of
+// `shutdown`: when a stop is requested the session stops reading, writes back what it has read,
+// and closes.
+void start_session(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
+                   const options& limits, shutdown_coordinator& shutdown);
 
 }  // namespace netlab::echo

@@ -30,8 +30,8 @@ int main(int argc, char** argv) {
     runtime rt(server.threads);
     auto acceptor = open_listener(rt.context(), server.bind, server.port);
     const auto local = acceptor.local_endpoint();
-    start_accepting(rt, std::move(acceptor), [&rt, &limits](boost::asio::ip::tcp::socket socket) {
-      echo::start_session(std::move(socket), limits, rt.shutdown());
+    start_accepting(rt, std::move(acceptor), [&rt, &limits](auto socket, const auto& peer) {
+      echo::start_session(std::move(socket), peer, limits, rt.shutdown());
     });
     if (demo) echo::start_demo(rt, local, limits.max_line);
     return rt.run();

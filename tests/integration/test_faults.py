@@ -342,6 +342,15 @@ class FaultTest(ServerTestCase):
             payload = b"".join(b"%s %d \x00\r\xff\n" % (tag, n) for n in range(50))
             self.assertEqual(client.roundtrip(payload), payload)
 
+    def assert_chat_serves(self, server, witness):
+        """A new chat client joins `witness`'s room; each gets the other's line exactly."""
+        after = self.connect(server)
+        self.assertEqual(witness.recv_line(), b"* %s joined\n" % address_of(after))
+        after.send(b"after the reset \x00\n")
+        self.assertEqual(witness.recv_line(), b"%s: after the reset \\x00\n" % address_of(after))
+        witness.send(b"to the new one\n")
+        self.assertEqual(self.next_message(after), b"%s: to the new one\n" % address_of(witness))
+
     def assert_write_blocked(self, server, client, seconds=0.5):
         """The server's send queue to `client` is non-empty and does not move for `seconds`,
         nor does the client's receive queue: the server's write to it is stuck. Returns the
@@ -431,14 +440,7 @@ class FaultTest(ServerTestCase):
                     reset(victim)
                     self.assertEqual(witness.recv_line(), b"* %s left\n" % victim_name)
                     self.assert_descriptors_back(server, baseline - 1, label)
-                    after = self.connect(server)
-                    self.assertEqual(witness.recv_line(), b"* %s joined\n" % address_of(after))
-                    after.send(b"after the reset \x00\n")
-                    self.assertEqual(witness.recv_line(),
-                                     b"%s: after the reset \\x00\n" % address_of(after))
-                    witness.send(b"to the new one\n")
-                    self.assertEqual(self.next_message(after),
-                                     b"%s: to the new one\n" % address_of(witness))
+                    self.assert_chat_serves(server, witness)
                 else:
                     baseline = server.open_descriptors()
                     victim = connect(server)
@@ -455,6 +457,46 @@ class FaultTest(ServerTestCase):
                         self.assertEqual(server.next_line(), f"Disconnected #1 from "
                                          f"127.0.0.1:{port} (active 0, closed 1)")
                     self.assert_descriptors_back(server, baseline, label)
+                    self.assert_echo_serves(server, b"after the reset")
+                self.assertTrue(server.alive())
+                self.assert_exits_0(server)
+
+    @time_limit(60)
+    def test_reset_arriving_with_the_last_bytes_every_tcp_server(self):
+        """The bytes and the reset reach the server together (it is stopped with SIGSTOP while
+        the client sends half a line and resets, so one wake-up reports both): once for a
+        connection the server has not accepted yet, once for one it is already reading. A read
+        that drains the bytes must not be taken as the last word: the next one reports the reset,
+        the connection is freed (chat: the others see `* NAME left`, with the client's own
+        address), and the server serves the next client exactly."""
+        for label, name, extra in TCP_SERVERS:
+            with self.subTest(server=label):
+                server = self.start(name, "--threads", "1", *extra)
+                witness = self.chat_room(server, 1)[0] if name == "chat" else None
+                baseline = server.open_descriptors()
+                reading = connect(server)
+                if witness is None:
+                    self.assertEqual(reading.roundtrip(b"complete line\n"), b"complete line\n")
+                else:
+                    self.assertEqual(witness.recv_line(), b"* %s joined\n" % address_of(reading))
+                server.signal(signal.SIGSTOP)
+                try:
+                    not_yet_accepted = connect(server)
+                    victims = [reading, not_yet_accepted]
+                    names = [address_of(victim) for victim in victims]
+                    for victim in victims:
+                        victim.send(b"half a li")
+                        reset(victim)
+                finally:
+                    server.signal(signal.SIGCONT)
+                self.assert_descriptors_back(server, baseline, label)
+                if witness is not None:
+                    notices = {witness.recv_line() for _ in range(3)}
+                    self.assertEqual(notices, {b"* %s joined\n" % names[1],
+                                               b"* %s left\n" % names[0],
+                                               b"* %s left\n" % names[1]})
+                    self.assert_chat_serves(server, witness)
+                else:
                     self.assert_echo_serves(server, b"after the reset")
                 self.assertTrue(server.alive())
                 self.assert_exits_0(server)

@@ -1,12 +1,11 @@
 // Unit tests of common/: line framing, the shutdown coordinator, endpoint formatting, the
-// command line's exit codes, the runtime's threads, write_all, read_buffer.
+// command line's exit codes, the runtime's threads, write_all, the listener's socket options.
 #include "common/cli.hpp"
 #include "common/line_reader.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
 #include "common/shutdown.hpp"
 #include "common/spawn.hpp"
-#include "common/stream_read.hpp"
 #include "common/write.hpp"
 #include "test_support.hpp"
 
@@ -341,83 +340,23 @@ BOOST_AUTO_TEST_CASE(write_all_sends_everything_in_order_past_full_buffers) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-BOOST_AUTO_TEST_SUITE(reading, *boost::unit_test::timeout(20))
+BOOST_AUTO_TEST_SUITE(listening, *boost::unit_test::timeout(20))
 
-// A read into a read_buffer that leaves nothing behind in the socket (TCP_INQ says 0) does not
-// try the next read at once: the next read waits for epoll's next edge. Every byte must still
-// arrive: bytes sent while that read waits, bytes that came before it started, the rest after a
-// read that filled its buffer, and the end of the stream, also when the FIN was already queued
-// behind the last bytes (no edge announces it then: the kernel counts it as one byte left).
-BOOST_AUTO_TEST_CASE(reads_after_a_drained_read_still_get_every_byte_and_the_end) {
-  namespace asio = boost::asio;
-  using namespace asio::experimental::awaitable_operators;
-  runtime rt(1);
-  tcp::acceptor acceptor(rt.context(), {asio::ip::make_address("127.0.0.1"), 0});
-  boost::system::error_code option_error;
-  enable_bytes_left_reports(acceptor, option_error);
-  BOOST_TEST(!option_error);
-  std::vector<std::string> reads;
-  netlab::testing::run_client_then_stop(rt, [&]() -> asio::awaitable<void> {
-    auto client = co_await netlab::testing::connect_to(acceptor.local_endpoint());
-    auto server = co_await acceptor.async_accept(asio::use_awaitable);
-    char space[8];
-    auto read = [&]() -> asio::awaitable<void> {
-      auto [error, n] = co_await server.async_read_some(read_buffer(space, sizeof space),
-                                                        asio::as_tuple(asio::use_awaitable));
-      reads.push_back(error == asio::error::eof ? "EOF" : error ? error.message()
-                                                                : std::string(space, n));
-    };
-    auto pause = [&]() -> asio::awaitable<void> {
-      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
-      co_await timer.async_wait(asio::use_awaitable);
-    };
-    auto send = [&](std::string_view text) -> asio::awaitable<void> {
-      co_await asio::async_write(client, asio::buffer(text), asio::use_awaitable);
-    };
-    co_await send("abc");
-    co_await pause();
-    co_await read();  // drained: 3 of 8
-    co_await (read() && [&]() -> asio::awaitable<void> {  // waits; the bytes come meanwhile
-      co_await pause();
-      co_await send("defg");
-    }());
-    co_await send("hij");  // arrives while no read is pending, after a drained read
-    co_await pause();
-    co_await read();
-    co_await send("0123456789AB");  // one full read, then the rest
-    co_await pause();
-    co_await read();
-    co_await read();
-    co_await send("bye");  // the last bytes and the FIN, both queued before the next read
-    client.shutdown(tcp::socket::shutdown_send);
-    co_await pause();
-    co_await read();
-    co_await read();
-  }());
-  const std::vector<std::string> expected{"abc",      "defg", "hij", "01234567",
-                                          "89AB",     "bye",  "EOF"};
-  BOOST_TEST(reads == expected, boost::test_tools::per_element());
-}
-
-// open_listener sets TCP_NODELAY and TCP_INQ on the listening socket only; the sessions rely on
-// every accepted connection inheriting both (Linux copies them).
-BOOST_AUTO_TEST_CASE(accepted_connections_inherit_nodelay_and_bytes_left_reports) {
+// open_listener sets TCP_NODELAY on the listening socket only; the sessions rely on every
+// accepted connection inheriting it (Linux copies it).
+BOOST_AUTO_TEST_CASE(accepted_connections_inherit_nodelay) {
   namespace asio = boost::asio;
   runtime rt(1);
   auto acceptor = open_listener(rt.context(), "127.0.0.1", 0);
   bool nodelay = false;
-  int inq = 0;
   netlab::testing::run_client_then_stop(rt, [&]() -> asio::awaitable<void> {
     auto client = co_await netlab::testing::connect_to(acceptor.local_endpoint());
     auto server = co_await acceptor.async_accept(asio::use_awaitable);
     tcp::no_delay option;
     server.get_option(option);
     nodelay = option.value();
-    socklen_t size = sizeof inq;
-    ::getsockopt(server.native_handle(), IPPROTO_TCP, TCP_INQ, &inq, &size);
   }());
   BOOST_TEST(nodelay);
-  BOOST_TEST(inq == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

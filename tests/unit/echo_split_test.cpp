@@ -31,8 +31,8 @@ class echo_fixture {
       : rt_(threads), limits_(limits) {
     auto acceptor = open_listener(rt_.context(), "127.0.0.1", 0);
     server_ = acceptor.local_endpoint();
-    start_accepting(rt_, std::move(acceptor), [this](tcp::socket socket) {
-      echo::start_session(std::move(socket), limits_, rt_.shutdown());
+    start_accepting(rt_, std::move(acceptor), [this](tcp::socket socket, const tcp::endpoint& peer) {
+      echo::start_session(std::move(socket), peer, limits_, rt_.shutdown());
     });
   }
 
