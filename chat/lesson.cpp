@@ -156,7 +156,9 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
     held_lock lock(*room_);
     if (idle_closed_) co_await write_to(*this, error_line(idle_reply));
     std::erase(room_->writers_, shared_from_this());
-    co_await write_to_others(notice(name_ + " left"));
+    // A departure the server's stop caused is not announced (queued.cpp says why): here the
+    // C - 1 notices to each of C clients would be C * (C - 1) writes under the lock.
+    if (!server_stopping_) co_await write_to_others(notice(name_ + " left"));
   }
 
   // Takes the lock for the whole of each command, as the lesson does.
@@ -248,6 +250,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   // shutdown_write_grace, a write still pending to this client is cancelled, so the room can
   // drain and close. (The lesson's code has no such escape; a real server needs one.)
   void stop_for_shutdown() {
+    server_stopping_ = true;
     stop_reading();
     shutdown_timer_.expires_after(shutdown_write_grace);
     shutdown_timer_.async_wait([weak = weak_from_this()](error_code error) {
@@ -266,6 +269,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   line_reader input_;
   std::size_t max_line_;
   bool stopped_early_ = false;  // reading stopped before the client's EOF: close with a linger
+  bool server_stopping_ = false;  // the server's shutdown stopped the reader
   bool gone_ = false;           // a write failed: the client is gone, nobody writes to it again
   int writes_pending_ = 0;      // writes to this client in progress (at most one: the lock)
   std::vector<asio::const_buffer> outgoing_;  // write_to's buffer list, reused (one write at a time)

@@ -21,6 +21,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -127,7 +129,10 @@ class session : public std::enable_shared_from_this<session> {
     }
     send_group();
     if (idle_closed_) outbox_->push(error_line(idle_reply));
-    room_->leave(name_);
+    // A departure the server's stop caused is not announced: every client is leaving at once,
+    // and with C clients, C - 1 notices each would reach every outbox before any writer ran
+    // (past --outbox, they would drop readers who did nothing wrong as too slow).
+    room_->leave(name_, /*announce=*/!server_stopping_);
     outbox_->close();
   }
 
@@ -216,7 +221,10 @@ class session : public std::enable_shared_from_this<session> {
       writing_ = false;
       idle_.activity();
       if (error) {
-        if (too_slow_) break;  // disconnect_slow() cancelled this write
+        if (too_slow_) {  // disconnect_slow() cancelled this write, perhaps in the middle of a line
+          co_await say_too_slow(rest_of_cut_line(batch, buffers));
+          co_return;
+        }
         // The client is gone (reset, broken pipe): stop reading and refuse further pushes.
         spdlog::debug("{} write: {}", peer_, error.message());
         outbox_->close();
@@ -224,21 +232,37 @@ class session : public std::enable_shared_from_this<session> {
         co_return;
       }
     }
-    co_await say_too_slow();
+    co_await say_too_slow({});
   }
 
-  // Best effort: the client is not reading, so its buffers are full; give the last line a short
-  // grace, then close both directions.
-  asio::awaitable<void> say_too_slow() {
+  // After a write that stopped part way: the bytes that finish the line it cut (none if it
+  // stopped between lines). `unwritten` is what write_all left of the buffers of `batch`.
+  static asio::const_buffer rest_of_cut_line(const std::vector<message>& batch,
+                                             const std::vector<asio::const_buffer>& unwritten) {
+    if (unwritten.empty()) return {};
+    const auto* next = static_cast<const char*>(unwritten.front().data());
+    const auto& message_cut = *batch[batch.size() - unwritten.size()];
+    if (next == message_cut.data() || next[-1] == '\n') return {};  // between two lines
+    const auto* end = static_cast<const char*>(std::memchr(next, '\n', unwritten.front().size()));
+    if (end == nullptr) return unwritten.front();  // not expected: every message ends a line
+    return asio::buffer(next, end - next + 1);
+  }
+
+  // Best effort: the client is not reading, so its buffers are full; give the end of a line cut
+  // short (if any) and the last line a short grace, then close both directions. Never a notice
+  // glued to half a line: the client either gets the whole line and then the notice, or an
+  // unterminated line at the end of the stream, which no reader takes for a complete one.
+  asio::awaitable<void> say_too_slow(asio::const_buffer rest_of_line) {
     using namespace asio::experimental::awaitable_operators;
     spdlog::info("{} ({}) is more than {} lines behind: disconnecting", name_, peer_,
                  outbox_limit_);
     too_slow_ = true;
     stop_reading();
     const auto last = error_line(too_slow_reply);
+    const std::array goodbye{rest_of_line, asio::buffer(*last)};
     asio::steady_timer grace(socket_.get_executor(), too_slow_grace);
     co_await (
-        asio::async_write(socket_, asio::buffer(*last), asio::as_tuple(asio::use_awaitable)) ||
+        asio::async_write(socket_, goodbye, asio::as_tuple(asio::use_awaitable)) ||
         grace.async_wait(asio::as_tuple(asio::use_awaitable)));
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
@@ -258,6 +282,7 @@ class session : public std::enable_shared_from_this<session> {
   // shutdown_write_grace is to a client that does not read: cancel it, so the stop completes
   // without waiting for the runtime's forced stop.
   void stop_for_shutdown() {
+    server_stopping_ = true;
     stop_reading();
     shutdown_timer_.expires_after(shutdown_write_grace);
     shutdown_timer_.async_wait([weak = weak_from_this()](error_code error) {
@@ -300,6 +325,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string group_;            // chat lines read but not yet sent to the room (add_to_group)
   std::size_t group_lines_ = 0;  // how many lines group_ holds
   bool stopped_early_ = false;   // reading stopped before the client's EOF: close with a linger
+  bool server_stopping_ = false;  // the server's shutdown stopped the reader
   bool too_slow_ = false;        // the outbox overflowed: we are dropping this client
   bool writing_ = false;         // the writer's write is in progress
   bool idle_closed_ = false;     // the idle watchdog stopped the reader

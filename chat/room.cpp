@@ -67,10 +67,10 @@ bool room::join(const std::string& name, std::shared_ptr<outbox> box) {
   return true;
 }
 
-void room::leave(const std::string& name) {
+void room::leave(const std::string& name, bool announce) {
   auto left = notice(name + " left");
   std::lock_guard lock(mutex_);
-  if (clients_.erase(name) == 0) return;
+  if (clients_.erase(name) == 0 || !announce) return;
   broadcast_locked(name, left);
 }
 

@@ -80,8 +80,8 @@ class room {
   // Adds a client under `name` and tells the others `* NAME joined`. False if the name is taken.
   bool join(const std::string& name, std::shared_ptr<outbox> box);
 
-  // Removes `name` and tells the others `* NAME left`.
-  void leave(const std::string& name);
+  // Removes `name` and, if `announce`, tells the others `* NAME left`.
+  void leave(const std::string& name, bool announce = true);
 
   // Renames `from` to `to` and tells everyone (the renamed client too) `* FROM is now TO`.
   // False if `to` is taken by someone else.

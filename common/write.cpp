@@ -40,8 +40,9 @@ asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
   if (error == asio::error::would_block || error == asio::error::try_again) error = {};
   if (error || asio::buffer_size(buffers) == 0) co_return error;
   // The kernel's buffer is full: the client reads slower than we write. Wait for room.
-  auto [wait_error, rest] =
+  auto [wait_error, written] =
       co_await asio::async_write(socket, buffers, asio::as_tuple(asio::use_awaitable));
+  consume_front(buffers, written);
   co_return wait_error;
 }
 

@@ -291,6 +291,15 @@ class ChatTest(ServerTestCase):
         # The slow client's stream ends: what it could hold, then EOF (or a reset).
         data = slow.recv_until_eof(timeout=10, allow_reset=True)
         self.assertLess(len(data), 8 << 20)
+        # Read at once, its backlog drains within the server's grace for the last line, so the
+        # goodbye usually arrives: after whole lines only, never glued to a line the cancelled
+        # write cut short. Only the very end may be a fragment (if the grace ran out first).
+        *whole, fragment = data.split(b"\n")
+        whole_line = re.compile(rb"\* .*|error: too slow, disconnected|t\d: (more )?\d+ y{%d}"
+                                % line_bytes)
+        for line in whole:
+            self.assertTrue(whole_line.fullmatch(line), line[:80] + b"..." + line[-80:])
+        self.assertNotIn(b"error", fragment)
         if not server.is_sanitized():
             # The bound, derived: every outbox full (11 clients x --outbox lines), each line a
             # shared message of its bytes plus ~100 bytes of prefix, pointer and allocation,
@@ -427,6 +436,23 @@ class ChatTest(ServerTestCase):
                 # Every client sees its stream end.
                 for client in clients[:5]:
                     client.recv_until_eof(allow_reset=True)
+
+    @time_limit(90)
+    def test_sigterm_with_300_idle_clients_drops_nobody_as_too_slow(self):
+        """More clients than --outbox, all idle and read up: a stop makes every one leave at
+        once. Nobody is told `error: too slow` (they did nothing wrong: departures the stop
+        causes are not announced, so no outbox fills up), every stream ends in EOF."""
+        for design in ("queued", "lesson"):
+            with self.subTest(design=design):
+                server = self.start("--threads", "2", "--design", design)
+                clients = self.join(server, 300)
+                code, seconds = server.stop(signal.SIGTERM)
+                self.assertEqual(code, 0, server.stderr_text())
+                self.assertLess(seconds, STOP_LIMIT)
+                for index, client in enumerate(clients):
+                    rest = client.recv_until_eof()
+                    self.assertNotIn(b"error", rest, f"client {index}")
+                self.assertNotIn("behind", server.stderr_text())
 
     @time_limit(60)
     def test_sigint_with_a_client_that_never_reads_exits_0_within_2s(self):
