@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("--outbox", opts.outbox,
                  "Lines queued for one client and not yet written; one more and it counts as too "
                  "slow and is disconnected (queued design)")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->transform(whole_number(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   add_max_line_option(app, opts.max_line);
   add_idle_timeout_option(app, opts.idle_timeout);

@@ -7,7 +7,9 @@
 
 #include <sched.h>
 
+#include <charconv>
 #include <cmath>
+#include <csignal>
 #include <thread>
 
 namespace netlab {
@@ -36,6 +38,23 @@ void add_common_options(CLI::App& app, common_options& options) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 }
 
+namespace {
+
+// Seconds as --idle-timeout takes them: 0, or from min_idle_timeout_seconds to
+// max_idle_timeout_seconds. NaN and infinity fail every comparison, so they fail here too.
+std::string check_idle_seconds(const std::string& text) {
+  double seconds = 0;
+  const bool number = CLI::detail::lexical_cast(text, seconds);
+  if (number && (seconds == 0 || (seconds >= min_idle_timeout_seconds &&
+                                  seconds <= max_idle_timeout_seconds))) {
+    return std::string();
+  }
+  return fmt::format("expected 0 (never) or seconds from {} to {}, got '{}'",
+                     min_idle_timeout_seconds, max_idle_timeout_seconds, text);
+}
+
+}  // namespace
+
 const CLI::Validator ip_address(
     [](const std::string& text) {
       boost::system::error_code error;
@@ -44,13 +63,21 @@ const CLI::Validator ip_address(
     },
     "IP", "ip_address");
 
-// CLI11 reads an empty string as 0 for a number: `--port ''` would quietly mean "any free port".
-const CLI::Validator port_number(
-    [](const std::string& text) {
-      return text.empty() ? std::string("a port number is required (0 takes a free port)")
-                          : std::string();
-    },
-    "PORT", "port_number");
+CLI::Validator whole_number_from(std::uint64_t min, std::uint64_t max, std::string description) {
+  return CLI::Validator(
+      [min, max](std::string& text) {
+        // from_chars into an unsigned type takes decimal digits only: no sign, no "0x", no space.
+        std::uint64_t value = 0;
+        const auto* end = text.data() + text.size();
+        const auto [stop, error] = std::from_chars(text.data(), end, value);
+        if (error != std::errc() || stop != end || value < min || value > max) {
+          return fmt::format("expected a whole number from {} to {}, got '{}'", min, max, text);
+        }
+        text = std::to_string(value);  // what CLI11 converts next: no leading zero, so no octal
+        return std::string();
+      },
+      std::move(description), "whole_number");
+}
 
 void add_server_options(CLI::App& app, server_options& options) {
   options.threads = default_thread_count();
@@ -59,11 +86,11 @@ void add_server_options(CLI::App& app, server_options& options) {
       ->check(ip_address)
       ->capture_default_str();
   app.add_option("--port", options.port, "Port to listen on (0 takes a free port)")
-      ->check(port_number)
+      ->transform(whole_number<std::uint16_t>())
       ->capture_default_str();
   app.add_option("--threads", options.threads,
                  "Threads running the io_context (1 = a single-threaded reactor; default: cores)")
-      ->check(CLI::Range(1u, 256u))
+      ->transform(whole_number(1u, 256u))
       ->capture_default_str();
 }
 
@@ -71,7 +98,7 @@ void add_max_line_option(CLI::App& app, std::size_t& max_line) {
   app.add_option("--max-line", max_line,
                  "Longest line accepted, in bytes before '\\n'; a longer one gets an error line "
                  "and the connection is closed")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->transform(whole_number(std::size_t{1}, std::size_t{1} << 30))
       ->capture_default_str();
 }
 
@@ -81,18 +108,11 @@ void add_idle_timeout_option(CLI::App& app, std::chrono::milliseconds& idle_time
          [&idle_timeout](double seconds) {
            idle_timeout = std::chrono::milliseconds(std::llround(seconds * 1000));
          },
-         "Close a connection after this many seconds with nothing received from the client and "
-         "nothing written to it (decimals allowed; default: 0, never)")
-      // NaN would pass the range (every comparison with it is false): refuse it first.
-      ->check(CLI::Validator(
-          [](const std::string& text) {
-            double seconds = 0;
-            return CLI::detail::lexical_cast(text, seconds) && !std::isfinite(seconds)
-                       ? std::string("not a number of seconds: ") + text
-                       : std::string();
-          },
-          "SECONDS", "finite"))
-      ->check(CLI::Range(0.0, 7.0 * 24 * 3600));
+         fmt::format("Close a connection after this many seconds with nothing received from the "
+                     "client and nothing written to it (decimals allowed; at least {}, one "
+                     "millisecond; default: 0, never)",
+                     min_idle_timeout_seconds))
+      ->check(CLI::Validator(check_idle_seconds, "SECONDS", "idle_seconds"));
 }
 
 void add_trace_flag(CLI::App& app) {
@@ -118,20 +138,25 @@ void add_demo_flag(CLI::App& app, bool& demo, server_options& server) {
 
 int run_program(CLI::App& app, common_options& options, int argc, char** argv,
                 const std::function<int()>& body) {
+  // Whoever reads our stdout or stderr may go away (`conn_counter | head -1`). By default the
+  // next write to that pipe raises SIGPIPE and kills the process, clients and all; ignored, the
+  // write fails with EPIPE instead, the line is dropped (log.cpp), and the server keeps serving.
+  // Sockets need no such help: Asio sends with MSG_NOSIGNAL.
+  std::signal(SIGPIPE, SIG_IGN);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line that names the option; CLI11's own messages already do.
-    fmt::print(stderr, "error: {} (see --help)\n", e.what());
+    print_error("error: {} (see --help)", e.what());
     return exit_usage;
   }
   setup_logging(options.log_level, options.log_level_given);
   try {
     return body();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    print_error("error: {}", e.what());
     return exit_runtime_failure;
   }
 }

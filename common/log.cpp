@@ -12,13 +12,14 @@ namespace netlab {
 
 namespace {
 
-// The program's output: each line leaves in one write(2) of its own, at once (a reader of the
-// pipe sees each line when it happens), and without a lock. Why not spdlog's stdout_sink_mt: it
-// holds a mutex across fwrite and fflush, so two threads that print (conn_counter prints two lines
-// per connection) queue on it for the length of a system call; measured with `strace -f` under
-// `netbench conns`, that was a futex wait or wake for every connection. One write(2) per line
-// keeps lines from different threads whole all the same: the kernel does not interleave the bytes
-// of two writes to a pipe (up to PIPE_BUF), a terminal or a file.
+// The program's output (and its own error lines): each line leaves in one write(2) of its own, at
+// once (a reader of the pipe sees each line when it happens), and without a lock. Why not spdlog's
+// stdout_sink_mt: it holds a mutex across fwrite and fflush, so two threads that print
+// (conn_counter prints two lines per connection) queue on it for the length of a system call;
+// measured with `strace -f` under `netbench conns`, that was a futex wait or wake for every
+// connection. One write(2) per line keeps lines from different threads whole all the same: the
+// kernel does not interleave the bytes of two writes to a pipe (up to PIPE_BUF), a terminal or a
+// file.
 class line_per_write_sink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
  public:
   explicit line_per_write_sink(int descriptor) : descriptor_(descriptor) {}
@@ -34,7 +35,9 @@ class line_per_write_sink final : public spdlog::sinks::base_sink<spdlog::detail
     while (left > 0) {
       const auto written = ::write(descriptor_, next, left);
       if (written < 0 && errno == EINTR) continue;
-      if (written <= 0) return;  // stdout closed or broken: nothing sensible left to do with it
+      // Closed or broken (EPIPE once the reader has gone: run_program ignores SIGPIPE): nothing
+      // sensible is left to do with the line, and the program carries on without it.
+      if (written <= 0) return;
       next += written;
       left -= static_cast<std::size_t>(written);
     }
@@ -44,15 +47,23 @@ class line_per_write_sink final : public spdlog::sinks::base_sink<spdlog::detail
   int descriptor_;
 };
 
+// A logger of its own that prints every line to `descriptor`, whatever the log level.
+std::shared_ptr<spdlog::logger> line_logger(const char* name, int descriptor) {
+  auto logger = std::make_shared<spdlog::logger>(name,
+                                                 std::make_shared<line_per_write_sink>(descriptor));
+  logger->set_level(spdlog::level::trace);
+  return logger;
+}
+
 }  // namespace
 
 spdlog::logger& program_output() {
-  static const auto logger = [] {
-    auto out = std::make_shared<spdlog::logger>(
-        "output", std::make_shared<line_per_write_sink>(STDOUT_FILENO));
-    out->set_level(spdlog::level::trace);
-    return out;
-  }();
+  static const auto logger = line_logger("output", STDOUT_FILENO);
+  return *logger;
+}
+
+spdlog::logger& error_output() {
+  static const auto logger = line_logger("error", STDERR_FILENO);
   return *logger;
 }
 

@@ -24,6 +24,17 @@ void print(fmt::format_string<Args...> format, Args&&... args) {
   program_output().info(format, std::forward<Args>(args)...);
 }
 
+// The logger behind `print_error`: stderr, message only, written like `program_output`.
+spdlog::logger& error_output();
+
+// A program's own one-line error on stderr (`error: ...`, the contract's line before exit status
+// 1 or 2). Not fmt::print(stderr, ...): that throws when stderr is a closed pipe, and a program
+// already on its way out with a status of its own would end in std::terminate instead.
+template <typename... Args>
+void print_error(fmt::format_string<Args...> format, Args&&... args) {
+  error_output().info(format, std::forward<Args>(args)...);
+}
+
 // Diagnostics to stderr. `level` is one of trace|debug|info|warn|error|off; when the user gave no
 // --log-level (`level_given` false), SPDLOG_LEVEL from the environment wins over the default.
 void setup_logging(std::string_view level, bool level_given);

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
                                  "backlog until one closes (default: the descriptor limit less "
                                  "{}, and {} more per thread after the first)",
                                  descriptor_reserve, descriptors_per_thread))
-          ->check(CLI::PositiveNumber)
+          ->transform(whole_number(std::size_t{1}))
           ->capture_default_str();
   std::chrono::milliseconds idle_timeout{0};
   add_idle_timeout_option(app, idle_timeout);

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   add_server_options(app, server);
   app.add_option("--queue", limits.queue,
                  "Lines a connection may have read but not yet written back (backpressure bound)")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->transform(whole_number(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   add_max_line_option(app, limits.max_line);
   add_idle_timeout_option(app, limits.idle_timeout);

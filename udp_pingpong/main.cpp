@@ -7,8 +7,7 @@
 #include "ponger.hpp"
 
 #include "common/cli.hpp"
-
-#include <fmt/format.h>
+#include "common/log.hpp"
 
 #include <vector>
 
@@ -16,14 +15,6 @@ namespace {
 
 using namespace netlab;
 using namespace netlab::pingpong;
-
-// CLI11 reads "-1" into an unsigned option as 2^64 - 1; a count must be written as digits.
-const CLI::Validator digits_only(
-    [](const std::string& text) {
-      const bool ok = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-      return ok ? std::string() : "expected a whole number, got " + text;
-    },
-    "", "digits_only");
 
 // A's options, on the main command (A and B in one process) and on `ping`. Returned so that the
 // other modes can refuse the main command's copies instead of ignoring them.
@@ -33,24 +24,24 @@ std::vector<CLI::Option*> add_ping_options(CLI::App& app, ping_options& options)
   };
   return {
       app.add_option("--count", options.count, "Pings to send; 0: until Ctrl-C, then the summary")
-          ->check(digits_only)
+          ->transform(whole_number<std::uint64_t>())
           ->capture_default_str(),
       app.add_option_function<unsigned>("--interval", milliseconds(options.interval),
                                         "Milliseconds between pings; 0: flood mode, the next "
                                         "ping as soon as a reply or a timeout frees a slot")
           ->default_str(std::to_string(options.interval.count()))
-          ->check(CLI::Range(0u, 3'600'000u)),
+          ->transform(whole_number(0u, 3'600'000u)),
       app.add_option_function<unsigned>("--timeout", milliseconds(options.timeout),
                                         "Milliseconds a ping waits for its pong; a pong after "
                                         "that is lost (shown as late)")
           ->default_str(std::to_string(options.timeout.count()))
-          ->check(CLI::Range(1u, 3'600'000u)),
+          ->transform(whole_number(1u, 3'600'000u)),
       app.add_option("--size", options.size, "Bytes in each ping (and pong)")
-          ->check(CLI::Range(min_ping_size, max_ping_size))
+          ->transform(whole_number(min_ping_size, max_ping_size))
           ->capture_default_str(),
       app.add_option("--inflight", options.inflight,
                      "Flood mode only: pings kept outstanding at once")
-          ->check(CLI::Range(std::size_t{1}, remembered_outcomes))
+          ->transform(whole_number(std::size_t{1}, remembered_outcomes))
           ->capture_default_str(),
       app.add_flag("-q,--quiet", options.quiet, "Print the summary only"),
   };
@@ -59,8 +50,15 @@ std::vector<CLI::Option*> add_ping_options(CLI::App& app, ping_options& options)
 // --inflight means something only in flood mode; refusing it elsewhere beats ignoring it.
 bool check_inflight(const CLI::App& app, const ping_options& options) {
   if (app.count("--inflight") == 0 || options.interval.count() == 0) return true;
-  fmt::print(stderr, "error: --inflight needs --interval 0 (see --help)\n");
+  print_error("error: --inflight needs --interval 0 (see --help)");
   return false;
+}
+
+// The options every mode takes, on the main command and on each subcommand: a subcommand would
+// take the main command's copies too (fallthrough), but its --help would not show them.
+void add_options_of_every_mode(CLI::App& app, common_options& common) {
+  add_common_options(app, common);
+  add_trace_flag(app);
 }
 
 int ping_until_done(runtime& rt, boost::asio::ip::udp::endpoint target,
@@ -68,6 +66,7 @@ int ping_until_done(runtime& rt, boost::asio::ip::udp::endpoint target,
   pinger a(rt, target, options);
   a.start(std::move(when_done));
   rt.run();
+  a.summarize_if_cut_short();
   return a.exit_code();
 }
 
@@ -81,9 +80,10 @@ int main(int argc, char** argv) {
                "p50/p90/p99 are nearest-rank percentiles, to the microsecond.",
                "udp_pingpong"};
   common_options common;
-  add_common_options(app, common);
-  add_trace_flag(app);
-  app.fallthrough();  // options of the main command (--log-level) may follow a subcommand
+  add_options_of_every_mode(app, common);
+  // An option a subcommand does not know goes to the main command, which refuses A's options in
+  // the other modes by name (`serve excludes --count`) rather than as an unexpected argument.
+  app.fallthrough();
   app.require_subcommand(0, 1);
 
   ping_options local{.interval = std::chrono::milliseconds(100)};  // a quick demonstration
@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
           "HOST:PORT", "host_port"));
   ping_options remote;
   add_ping_options(*ping, remote);
+
+  for (auto* mode : {serve, ping}) add_options_of_every_mode(*mode, common);
 
   for (auto* option : local_options) {
     serve->excludes(option);

@@ -240,7 +240,16 @@ void pinger::finish_if_done() {
   watchdog_timer_.cancel();
 }
 
-void pinger::print_summary() const {
+void pinger::summarize_if_cut_short() {
+  if (summarized_) return;
+  if (const auto abandoned = tracker_.abandon_all()) {
+    spdlog::info("stopped at once with {} pings unanswered: counted as lost", abandoned);
+  }
+  print_summary();
+}
+
+void pinger::print_summary() {
+  summarized_ = true;
   const auto& t = tracker_;
   std::string others;  // what arrived but did not count, shown only when it happened
   if (t.late() > 0) others += fmt::format(", {} late", t.late());
@@ -259,12 +268,12 @@ void pinger::print_summary() const {
   if (t.received() > 0) return;
   // Exit status 1 follows; say why in one line, as for any other runtime failure.
   if (t.sent() == 0) {
-    fmt::print(stderr, "error: no ping was sent to {}\n", target_);
+    print_error("error: no ping was sent to {}", target_);
   } else if (t.refused() > 0) {
-    fmt::print(stderr, "error: no reply from {}: port unreachable (is anything listening there?)\n",
-               target_);
+    print_error("error: no reply from {}: port unreachable (is anything listening there?)",
+                target_);
   } else {
-    fmt::print(stderr, "error: no reply from {} within {} ms\n", target_, options_.timeout.count());
+    print_error("error: no reply from {} within {} ms", target_, options_.timeout.count());
   }
 }
 

@@ -53,6 +53,12 @@ class pinger {
   // request and the drain) prints the summary, calls `when_done`, and asks the runtime to stop.
   void start(std::function<void()> when_done = {});
 
+  // After the runtime has run: prints the summary if the pinger could not. A second Ctrl-C (or
+  // the runtime's graceful limit) stops the io_context at once, in the middle of the drain that
+  // the first one started, and run() never reaches its summary; the user still gets one, with the
+  // pings that were waiting counted as lost.
+  void summarize_if_cut_short();
+
   // After the runtime has run: 0 when at least one reply came, 1 when none did.
   int exit_code() const { return tracker_.received() > 0 ? 0 : 1; }
 
@@ -69,7 +75,7 @@ class pinger {
   bool may_send() const;
   void stop();
   void finish_if_done();
-  void print_summary() const;
+  void print_summary();
 
   runtime& rt_;
   boost::asio::ip::udp::endpoint target_;
@@ -84,6 +90,7 @@ class pinger {
   bool stopping_ = false;   // a stop was requested: send no more, wait for the replies due
   bool finished_ = false;   // nothing more to wait for: the coroutines end
   clock::time_point drain_deadline_;  // when stopping: outstanding pings are abandoned then
+  bool summarized_ = false;  // print_summary has run: once is the whole story
   shutdown_coordinator::membership membership_;  // held until the summary is printed
   std::function<void()> when_done_;
 };

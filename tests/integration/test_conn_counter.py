@@ -3,11 +3,12 @@ and how it behaves at its connection cap and out of file descriptors."""
 import re
 import selectors
 import signal
+import subprocess
 import time
 import unittest
 
-from netlab_testing import (ServerTestCase, connect, free_port_in_use, run_program, run_threads,
-                            wait_until)
+from netlab_testing import (STOP_TIMEOUT, ServerTestCase, binary, connect, free_port_in_use,
+                            run_program, run_threads, time_limit, wait_until)
 
 CONNECTION = re.compile(r"Connection #(\d+) from 127\.0\.0\.1:(\d+)")
 DISCONNECTION = re.compile(
@@ -294,6 +295,37 @@ class ConnCounterTest(ServerTestCase):
         self.assertIn("status: 4 accepted, 1 active, 3 closed", lines)
         self.assertEqual(lines[-1], "total: 4 accepted, 4 closed")
 
+    @time_limit(60)
+    def test_a_closed_stdout_or_stderr_pipe_neither_kills_nor_stops_it(self):
+        # `conn_counter | head -1`: the reader of stdout leaves after the first line. The next
+        # line (`Connection #1`, or the SIGINT log line on stderr) is written to a pipe nobody
+        # reads; that must cost the line, not the process (no SIGPIPE), and the server must
+        # carry on serving and stop as usual.
+        for closed in ("stdout", "stderr"):
+            with self.subTest(closed=closed):
+                proc = subprocess.Popen([binary("conn_counter"), "--port", "0", "--threads", "2"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+                self.addCleanup(proc.kill)
+                listening = proc.stdout.readline()
+                self.assertRegex(listening, r"^listening on 127\.0\.0\.1:\d+\n$")
+                port = int(listening.rpartition(":")[2])
+                getattr(proc, closed).close()
+                setattr(proc, closed, None)  # so that communicate() reads only the other one
+
+                with connect(("127.0.0.1", port)) as client:
+                    self.assertEqual(client.roundtrip(b"still served"), b"still served")
+                    with connect(("127.0.0.1", port)) as second:
+                        self.assertEqual(second.roundtrip(b"and another"), b"and another")
+                time.sleep(0.2)  # the server sees both closes (and writes their lines)
+                proc.send_signal(signal.SIGINT)
+                stdout, stderr = proc.communicate(timeout=STOP_TIMEOUT)
+                self.assertEqual(proc.returncode, 0, f"stdout {stdout!r}, stderr {stderr!r}")
+                if closed == "stderr":
+                    self.assertEqual(stdout.splitlines()[-1], "total: 2 accepted, 2 closed")
+                else:
+                    self.assertIn("SIGINT: shutting down", stderr)
+
     def test_help_tells_the_signals_and_the_cap(self):
         result = run_program("conn_counter", "--help")
         self.assertEqual(result.returncode, 0)
@@ -305,17 +337,32 @@ class ConnCounterTest(ServerTestCase):
         self.assertEqual(run_program("conn_counter", "--version").returncode, 0)
 
     def test_bad_options_exit_2_with_one_line_naming_them(self):
+        # One short line, whatever the value: no number that does not fit is read as the largest
+        # one (2^64 - 1: "no cap"), nor as anything else than what was written (0x10, 010).
         for args, named in ((["--max-connections", "0"], "--max-connections"),
                             (["--max-connections", "many"], "--max-connections"),
+                            (["--max-connections", "99999999999999999999"], "--max-connections"),
+                            (["--max-connections", "18446744073709551616"], "--max-connections"),
+                            (["--max-connections", "-1"], "--max-connections"),
+                            (["--max-connections", "0x10"], "--max-connections"),
                             (["--threads", "0"], "--threads"),
+                            (["--threads", "4294967297"], "--threads"),
                             (["--port", "70000"], "--port"),
+                            (["--port", "99999999999999999999"], "--port"),
+                            (["--port", ""], "--port"),
                             (["--bind", "localhost"], "--bind"),
                             (["--no-such-option"], "--no-such-option")):
-            result = run_program("conn_counter", *args)
-            stderr = result.stderr.decode()
-            self.assertEqual(result.returncode, 2, f"{args}: {stderr}")
-            self.assertEqual(len(stderr.strip().splitlines()), 1, f"{args}: {stderr}")
-            self.assertIn(named, stderr)
+            with self.subTest(args=args):
+                free_port = () if named == "--port" else ("--port", "0")
+                try:
+                    result = run_program("conn_counter", *args, *free_port, timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.fail(f"{args} accepted: the server ran")
+                stderr = result.stderr.decode()
+                self.assertEqual(result.returncode, 2, f"{args}: {stderr}")
+                self.assertEqual(len(stderr.strip().splitlines()), 1, f"{args}: {stderr}")
+                self.assertLess(len(stderr), 160, stderr)
+                self.assertIn(named, stderr)
 
     def test_port_in_use_exits_1_naming_the_address(self):
         taken, port = free_port_in_use()

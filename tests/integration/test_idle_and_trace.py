@@ -16,6 +16,7 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 from netlab_testing import ServerTestCase, run_program, time_limit, wait_until
@@ -211,6 +212,28 @@ class IdleTraceTest(ServerTestCase):
                     lines = result.stderr.decode().splitlines()
                     self.assertEqual(len(lines), 1, lines)
                     self.assertIn("--idle-timeout", lines[0])
+
+    @time_limit(60)
+    def test_idle_timeout_below_a_millisecond_is_refused_and_one_millisecond_works(self):
+        # The timeout is kept in whole milliseconds: 0.0004 s would round to 0, "never". It is
+        # refused, and --help says where the range starts.
+        for command in TCP_SERVERS:
+            with self.subTest(server=" ".join(command)):
+                try:
+                    result = run_program(command[0], *command[1:], "--port", "0",
+                                         "--idle-timeout", "0.0004", timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.fail("--idle-timeout 0.0004 accepted: the server ran")
+                self.assertEqual(result.returncode, 2, result)
+                lines = result.stderr.decode().splitlines()
+                self.assertEqual(len(lines), 1, lines)
+                self.assertIn("--idle-timeout", lines[0])
+                self.assertIn("0.001", lines[0])
+                self.assertIn("at least 0.001", run_program(command[0], "--help").stdout.decode())
+        # The smallest value accepted is one millisecond, not "never".
+        server = self.start(("echo_split",), *idle_option(0.001))
+        client = self.connect(server)
+        self.assertEqual(client.recv_until_eof(timeout=5), b"")
 
     # --- --trace ---
 

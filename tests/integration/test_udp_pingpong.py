@@ -3,6 +3,7 @@
 B (`serve`) is spoken to with plain UDP sockets, byte for byte; A (`ping`) is run against B, against
 a closed port, against a silent peer, and against a scripted fake B that misbehaves on purpose.
 """
+import os
 import re
 import signal
 import socket
@@ -307,6 +308,57 @@ class UdpPingpongTest(ServerTestCase):
         self.assertGreater(received, 100)
         self.assertEqual((sent, loss), (received, "0"))
 
+    @time_limit(30)
+    def test_a_second_signal_during_the_drain_still_prints_the_summary(self):
+        # Ctrl-C starts the drain (up to 500 ms for the pings in flight); a second Ctrl-C or a
+        # SIGTERM within it stops at once, and the summary must still come, with the exit status
+        # it gives: 0 when a reply came (B answers the first ping only), 1 when none did.
+        for answer_first, second in ((True, signal.SIGINT), (False, signal.SIGTERM)):
+            with self.subTest(answer_first=answer_first, second=second), udp_socket() as fake:
+                fake.bind(("127.0.0.1", 0))
+                proc = subprocess.Popen(
+                    [binary(BIN), "ping", "--target", f"127.0.0.1:{fake.getsockname()[1]}",
+                     "--count", "0", "--interval", "100"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
+                self.addCleanup(proc.kill)
+                ping, sender = fake.recvfrom(MAX_DATAGRAM)
+                if answer_first:
+                    fake.sendto(b"pong" + ping[4:], sender)
+                    self.assertRegex(proc.stdout.readline(), REPLY)
+                fake.recvfrom(MAX_DATAGRAM)  # a ping that will never be answered is in flight
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.1)
+                proc.send_signal(second)
+                stdout, stderr = proc.communicate(timeout=netlab_testing.STOP_TIMEOUT)
+                _, sent, received, _, _, _ = summary(stdout)
+                self.assertEqual(received, 1 if answer_first else 0, stdout)
+                self.assertGreater(sent, received, stdout)
+                if answer_first:
+                    self.assertEqual(proc.returncode, 0, stderr)
+                else:
+                    self.assertEqual(proc.returncode, 1, stderr)
+                    self.assertIn("error: no reply from 127.0.0.1:", stderr)
+
+    @time_limit(30)
+    def test_a_closed_stderr_pipe_costs_the_error_line_not_the_exit_status(self):
+        # The reader of stderr has gone: the error line before exit 1 (and a bad option's line
+        # before exit 2) cannot be written, and the program still exits with its own status,
+        # killed neither by SIGPIPE nor by an exception from the failed write.
+        for args, status in ((["ping", "--target", f"127.0.0.1:{closed_udp_port()}",
+                               "--count", "1"], 1),
+                             (["ping", "--target", "127.0.0.1:9", "--count", "x"], 2)):
+            with self.subTest(args=args):
+                read_end, write_end = os.pipe()
+                os.close(read_end)
+                try:
+                    result = subprocess.run([binary(BIN), *args], stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=write_end,
+                                            timeout=netlab_testing.IO_TIMEOUT)
+                finally:
+                    os.close(write_end)
+                self.assertEqual(result.returncode, status, result.stdout)
+
     # --- the command line -------------------------------------------------------------------------
 
     def test_bad_options_exit_2_with_one_line_naming_them(self):
@@ -333,6 +385,51 @@ class UdpPingpongTest(ServerTestCase):
                 self.assertEqual(result.returncode, 2, result.stdout)
                 self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
                 self.assertIn(named, result.stderr)
+
+    def test_numbers_that_do_not_fit_are_refused_in_one_short_line(self):
+        # CLI11 alone read a count too large for 64 bits as 2^64 - 1, and pinged "forever".
+        target = ("--target", f"127.0.0.1:{closed_udp_port()}")
+        cases = [
+            (["ping", *target, "--count", "99999999999999999999999"], "--count"),
+            (["ping", *target, "--count", "18446744073709551616"], "--count"),
+            (["ping", *target, "--count", "0x10"], "--count"),
+            (["--count", "18446744073709551616"], "--count"),
+            (["ping", *target, "--interval", "4294967296"], "--interval"),
+            (["ping", *target, "--timeout", "99999999999999999999"], "--timeout"),
+            (["ping", *target, "--size", "18446744073709551680"], "--size"),
+            (["ping", *target, "--inflight", "18446744073709551617", "--interval", "0"],
+             "--inflight"),
+            (["serve", "--port", "99999999999999999999"], "--port"),
+            (["serve", "--threads", "4294967297"], "--threads"),
+        ]
+        for args, named in cases:
+            with self.subTest(args=args):
+                try:
+                    result = run(*args, timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.fail(f"{args} accepted: it ran")
+                self.assertEqual(result.returncode, 2, result.stdout)
+                self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+                self.assertLess(len(result.stderr), 160, result.stderr)
+                self.assertIn(named, result.stderr)
+
+    def test_every_mode_lists_every_option_it_takes_in_its_help(self):
+        # What the main command takes in every mode (--log-level, --trace, --version) is taken
+        # after a subcommand too, so the subcommand's --help must show it, with its default.
+        for mode in ([], ["serve"], ["ping"]):
+            with self.subTest(mode=mode):
+                result = run(*mode, "--help")
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertRegex(result.stdout, r"--log-level\b.*\n?.*default: info")
+                self.assertRegex(result.stdout, r"--trace\b")
+                self.assertRegex(result.stdout, r"--version\b")
+        b = self.start_b("--log-level", "debug", "--trace")
+        with udp_socket() as client:
+            client.connect(b.address)
+            client.send(b"ping 1 traced")
+            self.assertEqual(client.recv(MAX_DATAGRAM), b"pong 1 traced")
+        self.assertRegex(b.stderr_text(), r"fd \d+ receive: ")  # --trace took effect
+        self.assertEqual(run("ping", "--version").returncode, 0)
 
     @time_limit(30)
     def test_a_port_in_use_exits_1_naming_the_address(self):
