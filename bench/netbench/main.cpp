@@ -117,13 +117,13 @@ int main(int argc, char** argv) {
   echo_options echo_opts;
   add_target_options(*echo, echo_target, false);
   echo->add_option("--conns", echo_opts.conns, "Connections")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{60000}))
+      ->transform(whole_number(std::size_t{1}, std::size_t{60000}))
       ->capture_default_str();
   echo->add_option("--inflight", echo_opts.inflight, "Lines in flight per connection")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}))
+      ->transform(whole_number(std::size_t{1}, std::size_t{65536}))
       ->capture_default_str();
   echo->add_option("--size", echo_opts.size, "Bytes per line, '\\n' included")
-      ->check(CLI::Range(min_echo_line, std::size_t{65536}))
+      ->transform(whole_number(min_echo_line, std::size_t{65536}))
       ->capture_default_str();
   add_seconds(*echo, "--duration", echo_opts.duration, "Seconds measured, after the warm-up",
               0.001);
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   echo->add_option("--threads", echo_opts.threads,
                    "Threads running netbench's own io_context (one drives thousands of "
                    "connections; more only compete with the server for the cores)")
-      ->check(CLI::Range(1u, 64u))
+      ->transform(whole_number(1u, 64u))
       ->capture_default_str();
 
   // ---- chat ----
@@ -143,10 +143,10 @@ int main(int argc, char** argv) {
   chat_target.target = "127.0.0.1:8082";
   add_target_options(*chat, chat_target, false);
   chat->add_option("--clients", chat_opts.clients, "Reading clients (the senders among them)")
-      ->check(CLI::Range(std::size_t{2}, std::size_t{10000}))
+      ->transform(whole_number(std::size_t{2}, std::size_t{10000}))
       ->capture_default_str();
   chat->add_option("--senders", chat_opts.senders, "How many of the clients also send")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{10000}))
+      ->transform(whole_number(std::size_t{1}, std::size_t{10000}))
       ->capture_default_str();
   chat->add_option("--rate", chat_opts.rate,
                    "Lines per second per sender; 0: full speed, as a closed loop (see --window)")
@@ -154,10 +154,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   chat->add_option("--window", chat_opts.window,
                    "Full speed: lines a sender may be ahead of the slowest reading client")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}))
+      ->transform(whole_number(std::size_t{1}, std::size_t{100000}))
       ->capture_default_str();
   chat->add_option("--slow", chat_opts.slow, "Extra clients that connect and never read")
-      ->check(CLI::Range(std::size_t{0}, std::size_t{10000}))
+      ->transform(whole_number(std::size_t{0}, std::size_t{10000}))
       ->capture_default_str();
   std::chrono::milliseconds slow_join_at{0};
   auto* slow_join = add_seconds(*chat, "--slow-join-at", slow_join_at,
@@ -178,10 +178,10 @@ int main(int argc, char** argv) {
   conns_options conns_opts;
   add_target_options(*conns, conns_target, false);
   conns->add_option("--total", conns_opts.total, "Connections in all")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{20000}))
+      ->transform(whole_number(std::size_t{1}, std::size_t{20000}))
       ->capture_default_str();
   conns->add_option("--concurrency", conns_opts.concurrency, "Connections open at once, at most")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{10000}))
+      ->transform(whole_number(std::size_t{1}, std::size_t{10000}))
       ->capture_default_str();
   add_seconds(*conns, "--duration", conns_opts.duration,
               "A cap: no new connection is started after this many seconds", 0.001);
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
   hold_options hold_opts;
   add_target_options(*hold, hold_target, true);
   hold->add_option("--conns", hold_opts.conns, "Connections to hold")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{60000}))
+      ->transform(whole_number(std::size_t{1}, std::size_t{60000}))
       ->capture_default_str();
   add_seconds(*hold, "--seconds", hold_opts.hold,
               "Seconds to hold them, from the last connect (1 s of settling included)", 0);
