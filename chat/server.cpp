@@ -6,15 +6,15 @@ namespace netlab::chat {
 
 void start_server(runtime& rt, boost::asio::ip::tcp::acceptor acceptor, const options& opts) {
   if (opts.design == design::queued) {
-    start_accepting(rt, std::move(acceptor),
-                    [&rt, opts, chat_room = std::make_shared<room>()](auto socket, const auto& peer) {
-                      start_queued_session(std::move(socket), peer, chat_room, opts, rt.shutdown());
-                    });
+    auto chat_room = std::make_shared<room>();
+    start_accepting(rt, std::move(acceptor), [&rt, opts, chat_room](auto socket, const auto& peer) {
+      start_queued_session(std::move(socket), peer, chat_room, opts, rt.shutdown());
+    });
   } else {
-    start_accepting(rt, std::move(acceptor),
-                    [&rt, opts, chat_room = make_lesson_room(rt.context())](auto socket, const auto& peer) {
-                      start_lesson_session(std::move(socket), peer, chat_room, opts, rt.shutdown());
-                    });
+    auto chat_room = make_lesson_room(rt.context());
+    start_accepting(rt, std::move(acceptor), [&rt, opts, chat_room](auto socket, const auto& peer) {
+      start_lesson_session(std::move(socket), peer, chat_room, opts, rt.shutdown());
+    });
   }
 }
 

@@ -49,8 +49,9 @@ void start_server(runtime& rt, boost::asio::ip::tcp::acceptor acceptor, const op
 
 // The two designs' sessions (queued.cpp, lesson.cpp).
 void start_queued_session(boost::asio::ip::tcp::socket socket,
-                          const boost::asio::ip::tcp::endpoint& peer, std::shared_ptr<room> chat_room,
-                          const options& opts, shutdown_coordinator& shutdown);
+                          const boost::asio::ip::tcp::endpoint& peer,
+                          std::shared_ptr<room> chat_room, const options& opts,
+                          shutdown_coordinator& shutdown);
 class lesson_room;
 std::shared_ptr<lesson_room> make_lesson_room(boost::asio::io_context& io);
 void start_lesson_session(boost::asio::ip::tcp::socket socket,

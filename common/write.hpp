@@ -15,8 +15,8 @@
 namespace netlab {
 
 // Writes every byte of `buffers`, which it consumes: on return they hold what was not written
-// (nothing, on success). Returns the error that stopped it, or success. Puts `socket` in non-blocking mode; its other
-// operations must be asynchronous (they are, everywhere in netlab).
+// (nothing, on success). Returns the error that stopped it, or success. Puts `socket` in
+// non-blocking mode; its other operations must be asynchronous (they are, everywhere in netlab).
 boost::asio::awaitable<boost::system::error_code> write_all(
     boost::asio::ip::tcp::socket& socket, std::vector<boost::asio::const_buffer>& buffers);
 

@@ -18,6 +18,7 @@
 
 #include "common/cli.hpp"
 #include "common/listener.hpp"
+#include "common/log.hpp"
 
 #include <fmt/format.h>
 
@@ -83,7 +84,7 @@ std::size_t connection_budget() {
 }
 
 int usage_error(const std::string& message) {
-  fmt::print(stderr, "error: {} (see --help)\n", message);
+  print_error("error: {} (see --help)", message);
   return exit_usage;
 }
 
