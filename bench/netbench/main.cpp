@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
       "netbench"};
   common_options common;
   add_common_options(app, common);
-  app.fallthrough();  // --log-level may follow the subcommand
+  app.fallthrough();  // --log-level may also follow the subcommand
   app.require_subcommand(1);
 
   // ---- echo ----
@@ -201,6 +201,9 @@ int main(int argc, char** argv) {
   hold->add_flag("--touch", hold_opts.touch,
                  "Echo one line on each connection before it goes idle, proving the server "
                  "accepted it (default: connect only)");
+
+  // Each subcommand lists --log-level in its own --help too (it is accepted on either side).
+  for (auto* mode : {echo, chat, conns, hold}) add_common_options(*mode, common);
 
   return run_program(app, common, argc, argv, [&]() -> int {
     const std::size_t budget = connection_budget();
