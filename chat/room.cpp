@@ -68,10 +68,14 @@ bool room::join(const std::string& name, std::shared_ptr<outbox> box) {
 }
 
 void room::leave(const std::string& name, bool announce) {
+  if (!announce) {
+    std::lock_guard lock(mutex_);
+    clients_.erase(name);
+    return;
+  }
   auto left = notice(name + " left");
   std::lock_guard lock(mutex_);
-  if (clients_.erase(name) == 0 || !announce) return;
-  broadcast_locked(name, left);
+  if (clients_.erase(name) > 0) broadcast_locked(name, left);
 }
 
 bool room::rename(const std::string& from, const std::string& to) {
