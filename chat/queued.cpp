@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -42,6 +43,7 @@ class session : public std::enable_shared_from_this<session> {
       : socket_(std::move(socket)), peer_(peer), name_(fmt::format("{}", peer)),
         room_(std::move(chat_room)), input_(opts.max_line),
         max_line_(opts.max_line), outbox_limit_(opts.outbox),
+        lines_per_turn_(std::clamp<std::size_t>(opts.outbox / 2, 1, max_lines_per_turn)),
         idle_(socket_.get_executor(), opts.idle_timeout) {
     input_.report_activity_to(idle_);
   }
@@ -94,9 +96,9 @@ class session : public std::enable_shared_from_this<session> {
         // Fairness: one read may bring hundreds of lines, and handing them out does not
         // suspend. Without a yield, a burst from every sender fills every outbox before any
         // writer runs, and clients that do read would be dropped as too slow. Yielding every
-        // `yield_every` lines lets writers drain in between; yielding after every line cost
+        // `lines_per_turn_` lines lets writers drain in between; yielding after every line cost
         // one scheduler round per line (chat ran 0.9 M deliveries/s instead of 1.7 M).
-        if (more && input_.buffered() > 0 && ++lines_since_yield_ == yield_every) {
+        if (more && input_.buffered() > 0 && ++lines_since_yield_ == lines_per_turn_) {
           lines_since_yield_ = 0;
           send_group();
           co_await asio::post(socket_.get_executor(), asio::use_awaitable);
@@ -136,9 +138,12 @@ class session : public std::enable_shared_from_this<session> {
     outbox_->close();
   }
 
-  // The reader's fairness step (see reader()): lines handed out between two yields.
-  static constexpr unsigned yield_every = 16;
-  unsigned lines_since_yield_ = 0;  // the reader's own count
+  // The reader's fairness step (see reader()): lines handed out between two yields, 16 at most.
+  // With a small --outbox, half of it: a writer that wakes lets this reader run one more turn
+  // before it takes (see writer()), so two turns must fit in an outbox, or a single burst from
+  // one sender would drop a client that is reading (--outbox 8 and 9 lines sent at once did).
+  static constexpr std::size_t max_lines_per_turn = 16;
+  std::size_t lines_since_yield_ = 0;  // the reader's own count
 
   // One line from the client; false when it asked to quit.
   bool handle(std::string_view line) {
@@ -179,9 +184,11 @@ class session : public std::enable_shared_from_this<session> {
   // recipient, one push per outbox, one pointer per outbox to take and write. Per line, they
   // would cost every recipient a lock, a reference count and a buffer in the write; grouped, a
   // read of 16 lines costs that once. The outbox still counts lines, so a group may hold at most
-  // --outbox lines (and yield_every, the most one turn of the reader hands out).
+  // --outbox lines (and lines_per_turn_, the most one turn of the reader hands out).
   void add_to_group(std::string_view text) {
-    if (group_lines_ == 0) group_.reserve(input_.buffered() + yield_every * (name_.size() + 3));
+    if (group_lines_ == 0) {
+      group_.reserve(input_.buffered() + lines_per_turn_ * (name_.size() + 3));
+    }
     append_chat_line(group_, name_, text);
     if (++group_lines_ == outbox_limit_) send_group();
   }
@@ -211,7 +218,8 @@ class session : public std::enable_shared_from_this<session> {
         co_await outbox_->wait();
         // Let the readers that are running now finish their batch before this writer takes:
         // one write then carries many lines (a system call costs more than a line's work).
-        co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+        // Not with --outbox 1: a reader's turn is one line, and a second one would not fit.
+        if (outbox_limit_ > 1) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
         continue;
       }
       buffers.clear();
@@ -322,6 +330,7 @@ class session : public std::enable_shared_from_this<session> {
   line_reader input_;
   std::size_t max_line_;
   std::size_t outbox_limit_;
+  std::size_t lines_per_turn_;  // see max_lines_per_turn
   std::string group_;            // chat lines read but not yet sent to the room (add_to_group)
   std::size_t group_lines_ = 0;  // how many lines group_ holds
   bool stopped_early_ = false;   // reading stopped before the client's EOF: close with a linger

@@ -197,6 +197,32 @@ class ChatTest(ServerTestCase):
                 code, _ = server.stop(signal.SIGINT)
                 self.assertEqual(code, 0, server.stderr_text())
 
+    @time_limit(60)
+    def test_a_burst_from_one_sender_never_drops_a_reader_whatever_the_outbox(self):
+        """--outbox N bounds a client's backlog, but one sender's burst must not make a client
+        that reads look slow, however small N: the sender's reader hands out lines in turns that
+        fit the outbox. Also for the sender's own outbox: pipelined /who replies. One thread:
+        with two, a receiver on the other thread waits for that thread to wake, and a small
+        outbox can pass N meanwhile (the README's limits of --outbox)."""
+        for outbox in (1, 2, 3, 8, 31):
+            with self.subTest(outbox=outbox):
+                server = self.start("--threads", "1", "--outbox", str(outbox))
+                # One event at a time until the burst (two notices for one client in one
+                # scheduler round would pass --outbox 1, and that is the rule, not a burst).
+                a = self.connect(server)
+                b = self.connect(server)
+                self.assertEqual(a.recv_line(), b"* %s joined\n" % address_of(b))
+                lines = [b"burst %d" % n for n in range(4 * outbox + 3)]
+                a.send(b"".join(line + b"\n" for line in lines))  # one write, one read
+                self.assertEqual([b.recv_line() for _ in lines],
+                                 [b"%s: %s\n" % (address_of(a), line) for line in lines])
+                a.send(b"/who\n" * 3)
+                names = b" ".join(sorted([address_of(a), address_of(b)]))
+                self.assertEqual([a.recv_line() for _ in range(3)],
+                                 [b"* connected: %s\n" % names] * 3)
+                code, _ = server.stop(signal.SIGINT)
+                self.assertEqual(code, 0, server.stderr_text())
+
     @time_limit(90)
     def test_50_clients_200_lines_each_exactly_once_in_order(self):
         """--threads 4: every client receives every other client's 200 lines exactly once, in
