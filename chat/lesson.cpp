@@ -86,6 +86,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
         room_(std::move(chat_room)), input_(opts.max_line),
         max_line_(opts.max_line), idle_(room_->strand_, opts.idle_timeout) {
     input_.report_activity_to(idle_);
+    idle_.watch_sending_on(socket_);
   }
 
   void start(shutdown_coordinator& shutdown) {

@@ -46,6 +46,7 @@ class session : public std::enable_shared_from_this<session> {
         lines_per_turn_(std::clamp<std::size_t>(opts.outbox / 2, 1, max_lines_per_turn)),
         idle_(socket_.get_executor(), opts.idle_timeout) {
     input_.report_activity_to(idle_);
+    idle_.watch_sending_on(socket_);
   }
 
   void start(shutdown_coordinator& shutdown) {

@@ -5,6 +5,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <variant>
 
 namespace netlab {
@@ -43,13 +45,26 @@ asio::awaitable<void> idle_watch::run(asio::awaitable<void> session,
   if (ended.index() == 0 && std::get<0>(ended)) std::rethrow_exception(std::get<0>(ended));
 }
 
+int idle_watch::bytes_held_by_kernel() const {
+  int held = 0;
+  if (sending_ == nullptr || ::ioctl(sending_->native_handle(), SIOCOUTQ, &held) != 0) return -1;
+  return held;
+}
+
 asio::awaitable<void> idle_watch::watch(std::function<void()> on_idle) {
   // Sleep until the limit after the last activity; if there was activity meanwhile, sleep again.
   for (;;) {
     timer_.expires_at(last_activity_ + limit_);
     auto [error] = co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (error) co_return;  // the session ended
-    if (clock::now() >= last_activity_ + limit_) break;
+    if (clock::now() < last_activity_ + limit_) continue;  // there was activity meanwhile
+    // Nothing read, no write completed. Idle, unless bytes are on their way out and their count
+    // moved since the last look, a period ago (a write stuck on a client that reads nothing is
+    // so reaped after one period or two).
+    const int held = bytes_held_by_kernel();
+    if (held <= 0 || held == held_at_last_look_) break;
+    held_at_last_look_ = held;
+    last_activity_ = clock::now();  // the client is taking them: look again in a period
   }
   on_idle();
   timer_.expires_at(clock::time_point::max());

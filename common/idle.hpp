@@ -3,9 +3,10 @@
 // A client that connects and then neither sends nor reads keeps a descriptor and a session for
 // ever; with enough of them a server runs out of descriptors. With --idle-timeout SECONDS, a
 // connection on which nothing happened for that long - no byte from the client, no write to it
-// completed - is closed the way a shutdown closes it: the server stops reading, writes back what
-// it has already read, and closes. A write still pending then is to a client that reads nothing:
-// it is cancelled. Off by default (0), as in the lesson.
+// completed, no byte of a pending write taken by the client (see watch_sending_on) - is closed
+// the way a shutdown closes it: the server stops reading, writes back what it has already read,
+// and closes. A write still pending then is to a client that reads nothing: it is cancelled. Off
+// by default (0), as in the lesson.
 //
 // Why a watchdog coroutine beside the session and not a timeout on each read: arming and
 // cancelling a timer per read costs two timer-queue operations per line; here a read only
@@ -15,6 +16,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
@@ -37,6 +39,13 @@ class idle_watch {
     if (enabled()) last_activity_ = clock::now();
   }
 
+  // A write can stay pending for longer than the limit while the client reads steadily: the
+  // kernel's send buffer holds megabytes, and it wakes a waiting write only when much of that
+  // has gone. So before calling a connection idle, the watch asks the kernel how many bytes it
+  // still holds for `socket` (sent but not acknowledged, or not sent yet): if that count moved
+  // during the period, the client is taking them, and the connection is not idle.
+  void watch_sending_on(boost::asio::ip::tcp::socket& socket) { sending_ = &socket; }
+
   // Runs `session` to its end; meanwhile, if the connection stays idle for the limit, calls
   // `on_idle` once, which should make the session end (stop reading, cancel a stuck write).
   // With the watch off, just runs `session`.
@@ -45,10 +54,13 @@ class idle_watch {
 
  private:
   boost::asio::awaitable<void> watch(std::function<void()> on_idle);
+  int bytes_held_by_kernel() const;  // -1 when unknown (no socket, or closed)
 
   clock::duration limit_;
   clock::time_point last_activity_ = clock::now();
   boost::asio::steady_timer timer_;  // the watchdog's; cancelled when the session ends
+  boost::asio::ip::tcp::socket* sending_ = nullptr;  // see watch_sending_on()
+  int held_at_last_look_ = -1;  // bytes_held_by_kernel() when the watch last found no activity
 };
 
 }  // namespace netlab

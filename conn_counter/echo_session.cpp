@@ -32,7 +32,9 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
         counted_(std::move(counted)),
         socket_(std::move(connection.socket)),
         peer_(connection.peer),
-        idle_(socket_.get_executor(), idle_timeout) {}
+        idle_(socket_.get_executor(), idle_timeout) {
+    idle_.watch_sending_on(socket_);
+  }
 
   void start(shutdown_coordinator& shutdown) {
     membership_ = shutdown.join([weak = weak_from_this()] {

@@ -52,6 +52,7 @@ class session : public std::enable_shared_from_this<session> {
         max_line_(limits.max_line),
         idle_(socket_.get_executor(), limits.idle_timeout) {
     input_.report_activity_to(idle_);
+    idle_.watch_sending_on(socket_);
   }
 
   void start(shutdown_coordinator& shutdown) {

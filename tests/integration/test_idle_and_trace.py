@@ -17,6 +17,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 from netlab_testing import ServerTestCase, run_program, time_limit, wait_until
@@ -144,6 +145,43 @@ class IdleTraceTest(ServerTestCase):
                     wait_until(lambda: server.open_descriptors() == baseline, IDLE + MARGIN + 2),
                     f"{server.open_descriptors()} descriptors open, expected {baseline}")
                 self.assertTrue(server.alive())
+                code, _ = server.stop(signal.SIGINT)
+                self.assertEqual(code, 0)
+
+    @time_limit(90)
+    def test_idle_timeout_spares_a_client_that_reads_a_large_backlog_slowly(self):
+        # A client that reads steadily (8 KiB every 8 ms: 1 MB/s, never a pause near the limit)
+        # while megabytes are queued for it: the server's write waits for room in the kernel's
+        # send buffer for longer than the limit, but the client is reading, not idle. Every
+        # byte must arrive. (Closed as idle before: 4/4 runs at 1 MB/s, --idle-timeout 1.)
+        for command in ECHO_SERVERS + (("chat",),):
+            with self.subTest(server=command[0]):
+                outbox = ("--outbox", "100000") if command[0] == "chat" else ()  # not too slow
+                server = self.start(command, *idle_option(1.0), *outbox)
+                reader = self.connect(server, rcvbuf=16384)
+                line = b"q" * 999 + b"\n"
+                if command[0] == "chat":
+                    sender = self.connect(server)
+                    self.assertEqual(reader.recv_line(), b"* %s:%d joined\n"
+                                     % (b"127.0.0.1", sender.sock.getsockname()[1]))
+                    expected = len(line) + len(b"127.0.0.1:%d: " % sender.sock.getsockname()[1])
+                    expected *= 4200
+                else:
+                    sender = reader
+                    expected = len(line) * 4200
+                writer = threading.Thread(target=sender.sock.sendall, args=(line * 4200,))
+                writer.start()
+                received = 0
+                reader.sock.settimeout(IDLE + MARGIN)
+                while received < expected:
+                    data = reader.sock.recv(8192)
+                    if not data:
+                        break
+                    received += len(data)
+                    time.sleep(0.008)
+                writer.join()
+                # (chat: the sender is idle once sent, and its departure's notice may come too)
+                self.assertGreaterEqual(received, expected, server.stderr_text()[-500:])
                 code, _ = server.stop(signal.SIGINT)
                 self.assertEqual(code, 0)
 
