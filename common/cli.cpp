@@ -41,10 +41,12 @@ void add_common_options(CLI::App& app, common_options& options) {
 namespace {
 
 // Seconds as --idle-timeout takes them: 0, or from min_idle_timeout_seconds to
-// max_idle_timeout_seconds. NaN and infinity fail every comparison, so they fail here too.
+// max_idle_timeout_seconds, written in decimal (from_chars, not strtod: no hexadecimal `0x10`,
+// and `1e-400` is out of range rather than 0, "never"). NaN and infinity fail every comparison.
 std::string check_idle_seconds(const std::string& text) {
   double seconds = 0;
-  const bool number = CLI::detail::lexical_cast(text, seconds);
+  const auto [end, status] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  const bool number = status == std::errc() && end == text.data() + text.size();
   if (number && (seconds == 0 || (seconds >= min_idle_timeout_seconds &&
                                   seconds <= max_idle_timeout_seconds))) {
     return std::string();

@@ -243,7 +243,8 @@ class IdleTraceTest(ServerTestCase):
 
     def test_idle_timeout_bad_values_exit_2_naming_the_option(self):
         for command in TCP_SERVERS:
-            for value in ("-1", "abc", "1e9", ""):
+            # 1e-400 is not 0 ("never") but out of range; 0x10 is not decimal.
+            for value in ("-1", "abc", "1e9", "", "1e-400", "0x10", "nan", "inf"):
                 with self.subTest(server=" ".join(command), value=value):
                     result = run_program(command[0], *command[1:], "--idle-timeout", value)
                     self.assertEqual(result.returncode, 2, result)
