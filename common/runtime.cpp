@@ -103,6 +103,13 @@ int runtime::run() {
   others.clear();  // joins
   keep_alive_.clear();  // after a forced stop, the shutdown's own release did not run
   running_ = false;
+  // The stop is over. Asio gives a signal its default action back when its signal_set lets it
+  // go, and that action kills: a Ctrl-C or SIGTERM from here to exit would cut the program's
+  // last lines (conn_counter's total, ping's summary) and turn status 0 into a signal's death.
+  boost::system::error_code ignored;
+  signals_.clear(ignored);
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
   // Sessions a forced stop left behind are destroyed with the io_context; they leave the
   // coordinator then, and nothing must be posted to an io_context that is going away.
   shutdown_.on_all_finished(nullptr);

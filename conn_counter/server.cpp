@@ -88,4 +88,13 @@ status_on_signal::status_on_signal(runtime& rt, server& reporter)
         report_on_each_signal(state_, reporter, std::move(membership)), "SIGUSR1");
 }
 
+status_on_signal::~status_on_signal() {
+  // Asio gives a signal its default action back when its last signal_set lets it go, and
+  // SIGUSR1's kills: a status request that came while the program prints its total would end
+  // it with no total and a failing status. The coroutine has ended (the runtime has stopped).
+  boost::system::error_code ignored;
+  state_->signals.clear(ignored);
+  std::signal(SIGUSR1, SIG_IGN);
+}
+
 }  // namespace netlab::counter

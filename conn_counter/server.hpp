@@ -78,6 +78,10 @@ class counted_connection {
 class status_on_signal {
  public:
   status_on_signal(runtime& rt, server& reporter);
+  // From here to exit, SIGUSR1 is ignored: the default action it would get back kills.
+  ~status_on_signal();
+  status_on_signal(const status_on_signal&) = delete;
+  status_on_signal& operator=(const status_on_signal&) = delete;
 
  private:
   struct state;
