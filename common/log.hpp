@@ -3,7 +3,9 @@
 // Two streams, two purposes: what the exercise itself shows (the lines the contract fixes, such as
 // `listening on ...`) goes to stdout through `netlab::print`, one flushed line at a time, so a
 // test or a pipe sees it at once; diagnostics go to stderr through spdlog, filtered by
-// `--log-level` or SPDLOG_LEVEL.
+// `--log-level` or SPDLOG_LEVEL. Neither stream may freeze a server: when one is a pipe or a
+// socket whose reader has stopped reading, its lines are dropped (after a short wait) and counted
+// in a warning once the reader is back (log.cpp, line_writer).
 #pragma once
 
 #include <boost/asio/ip/basic_endpoint.hpp>
@@ -34,6 +36,11 @@ template <typename... Args>
 void print_error(fmt::format_string<Args...> format, Args&&... args) {
   error_output().info(format, std::forward<Args>(args)...);
 }
+
+// A sink for diagnostics on stderr (spdlog's pattern; on a terminal spdlog's coloured sink) that,
+// like `print`, never blocks the program for long when stderr is a pipe or socket nobody reads:
+// lines wait up to 100 ms for room, then are dropped and counted until the reader is back.
+spdlog::sink_ptr make_stderr_sink();
 
 // Diagnostics to stderr. `level` is one of trace|debug|info|warn|error|off; when the user gave no
 // --log-level (`level_given` false), SPDLOG_LEVEL from the environment wins over the default.

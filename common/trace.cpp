@@ -6,7 +6,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace netlab::trace {
@@ -30,8 +29,7 @@ namespace {
 // steps of one operation are a few microseconds apart.
 spdlog::logger& trace_log() {
   static const auto logger = [] {
-    auto log = std::make_shared<spdlog::logger>(
-        "trace", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto log = std::make_shared<spdlog::logger>("trace", make_stderr_sink());
     log->set_pattern("%H:%M:%S.%f trace %v");
     log->set_level(spdlog::level::trace);
     return log;

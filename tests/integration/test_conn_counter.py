@@ -1,9 +1,12 @@
 """Integration tests of the conn_counter binary: the real program, its stdout lines, its signals,
 and how it behaves at its connection cap and out of file descriptors."""
+import fcntl
+import os
 import re
 import selectors
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -18,6 +21,9 @@ DISCONNECTION = re.compile(
 # A descriptor limit far below what the tests open: 64 descriptors, of which the server itself
 # needs about 10.
 LOW_DESCRIPTOR_LIMIT = ["prlimit", "--nofile=64:64"]
+
+# The contract: SIGINT/SIGTERM -> exit 0 within 2 s.
+STOP_LIMIT = 2.0
 
 # While a server waits (at its cap, or out of descriptors), it may use at most this share of one
 # CPU. A server that spins uses all of it; one that waits on a timer or an event uses ~0.
@@ -355,6 +361,135 @@ class ConnCounterTest(ServerTestCase):
                     self.assertEqual(stdout.splitlines()[-1], "total: 2 accepted, 2 closed")
                 else:
                     self.assertIn("SIGINT: shutting down", stderr)
+
+    def start_on_pipe(self, stdout, stderr):
+        """conn_counter with stdout on the write end `stdout` (which this closes, so that the
+        reader sees EOF when the server exits) and stderr on the file `stderr`: the process and its
+        port, read from the `listening on` line, which is returned too."""
+        proc = subprocess.Popen([binary("conn_counter"), "--port", "0", "--threads", "2"],
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+        os.close(stdout)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        return proc
+
+    def read_first_line(self, read_end):
+        """Bytes from the pipe up to the first '\n' (the `listening on` line, alone at first)."""
+        first = b""
+        while not first.endswith(b"\n"):
+            chunk = os.read(read_end, 4096)
+            self.assertTrue(chunk, f"EOF before the listening line; got {first!r}")
+            first += chunk
+        self.assertRegex(first, rb"^listening on 127\.0\.0\.1:\d+\n$")
+        return first, int(first.rpartition(b":")[2])
+
+    def short_connections(self, port, count):
+        """`count` connections one after the other: connect, echo one byte, close."""
+        for number in range(1, count + 1):
+            with connect(("127.0.0.1", port), timeout=5) as client:
+                try:
+                    self.assertEqual(client.roundtrip(b"x", timeout=5), b"x")
+                except TimeoutError as error:
+                    raise AssertionError(f"connection {number} of {count}: {error}") from None
+
+    def assert_whole_lines(self, output):
+        """Every line of `output` is one the contract names, complete with its '\n'."""
+        self.assertTrue(output.endswith(b"\n"), output[-80:])
+        lines = output.decode().splitlines()
+        for line in lines:
+            self.assertTrue(line.startswith("listening on ") or line.startswith("total: ") or
+                            CONNECTION.fullmatch(line) or DISCONNECTION.fullmatch(line), line)
+        return lines
+
+    @time_limit(90)
+    def test_a_stdout_pipe_nobody_reads_costs_lines_not_the_server(self):
+        # A consumer that stopped reading (stuck, or a pager left open): the pipe fills after some
+        # 600 connections' lines. The lines after that are dropped, never the server: every
+        # connection is served and SIGTERM stops it in time. When the reader comes back, lines
+        # flow again and one warning on stderr counts what was dropped, so that every line printed
+        # is either in the pipe or in that count.
+        connections = 2000
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, read_end)
+        stderr = tempfile.TemporaryFile()
+        self.addCleanup(stderr.close)
+        proc = self.start_on_pipe(write_end, stderr)
+        first, port = self.read_first_line(read_end)
+
+        started = time.monotonic()
+        self.short_connections(port, connections)
+        # Seconds, not minutes: the first full write waits 100 ms, later ones do not wait.
+        self.assertLess(time.monotonic() - started, 60)
+
+        chunks = []  # the reader is back: everything from now until EOF
+        reader = threading.Thread(target=lambda: chunks.extend(iter(
+            lambda: os.read(read_end, 65536), b"")), daemon=True)
+        reader.start()
+        self.short_connections(port, 1)  # its lines find room, and report what was dropped
+        warning = re.compile(rb"(\d+) lines of stdout dropped: nobody was reading it")
+
+        def reported():  # the counts of every such warning so far
+            stderr.seek(0)
+            return warning.findall(stderr.read())
+
+        self.assertTrue(wait_until(reported, 10), "no warning about the dropped lines")
+
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(STOP_TIMEOUT)
+        seconds = time.monotonic() - start
+        reader.join(STOP_TIMEOUT)
+        self.assertEqual(code, 0)
+        self.assertLess(seconds, STOP_LIMIT)
+
+        lines = self.assert_whole_lines(first + b"".join(chunks))
+        # The beginning, written before the pipe filled, is intact.
+        self.assertEqual(counted_numbers(lines, CONNECTION)[:500], list(range(1, 501)))
+        self.assertIn(f"Connection #{connections + 1}", "\n".join(lines[-4:]))
+        self.assertEqual(lines[-1], f"total: {connections + 1} accepted, {connections + 1} closed")
+        # listening, a Connection and a Disconnected line per connection, total.
+        printed = 1 + 2 * (connections + 1) + 1
+        dropped = sum(int(count) for count in reported())
+        self.assertGreater(dropped, 0)
+        self.assertEqual(len(lines) + dropped, printed)
+
+    @time_limit(90)
+    def test_a_slow_stdout_reader_loses_no_line(self):
+        # The other side of the same policy: a reader that pauses (here 5 ms at a time, a
+        # twentieth of the 100 ms a full pipe is given: margin for a loaded test machine) only
+        # slows the lines down. A two-page pipe
+        # (8 KiB, ~80 connections' lines; poll(2) finds room in a pipe while a page is free) makes
+        # the server wait for the reader again and again.
+        connections = 2000
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, read_end)
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 8192)
+        stderr = tempfile.TemporaryFile()
+        self.addCleanup(stderr.close)
+        proc = self.start_on_pipe(write_end, stderr)
+        first, port = self.read_first_line(read_end)
+
+        chunks = []
+
+        def slow_reader():
+            while chunk := os.read(read_end, 65536):
+                chunks.append(chunk)
+                time.sleep(0.005)
+
+        reader = threading.Thread(target=slow_reader, daemon=True)
+        reader.start()
+        self.short_connections(port, connections)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(STOP_TIMEOUT), 0)
+        reader.join(STOP_TIMEOUT)
+
+        stderr.seek(0)
+        self.assertNotIn(b"dropped", stderr.read())
+        lines = self.assert_whole_lines(first + b"".join(chunks))
+        numbers = list(range(1, connections + 1))
+        self.assertEqual(counted_numbers(lines, CONNECTION), numbers)
+        self.assertEqual(sorted(counted_numbers(lines, DISCONNECTION)), numbers)
+        self.assertEqual(lines[-1], f"total: {connections} accepted, {connections} closed")
 
     def test_help_tells_the_signals_and_the_cap(self):
         result = run_program("conn_counter", "--help")

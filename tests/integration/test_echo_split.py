@@ -7,14 +7,17 @@ times. Run one file by hand with:
 
     NETLAB_BIN_DIR=build/debug/bin python3 -m unittest -v test_echo_split
 """
+import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 import unittest
 
-from netlab_testing import (ServerTestCase, Swarm, connect, free_port_in_use, served_within,
+from netlab_testing import (STOP_TIMEOUT, ServerTestCase, Swarm, binary, connect,
+                            free_port_in_use, served_within,
                             ipv6_loopback_available, run_program, time_limit, wait_until)
 
 NAME = "echo_split"
@@ -295,6 +298,48 @@ class EchoSplitTest(ServerTestCase):
         self.assertEqual(code, 0, server.stderr_text())
         self.assertLess(seconds, STOP_LIMIT)
         client.expect_eof()
+
+    @time_limit(90)
+    def test_a_stderr_pipe_nobody_reads_costs_log_lines_not_the_server(self):
+        """stderr on a pipe nobody reads, and 1500 clients that each cause an info line (a line
+        over --max-line): once the pipe is full (~800 lines), log lines are dropped, but every
+        client still gets its refusal, a well-behaved client its echo, and SIGTERM a prompt exit.
+        """
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, read_end)
+        proc = subprocess.Popen([binary(NAME), "--port", "0", "--threads", "2", "--max-line", "10"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=write_end)
+        os.close(write_end)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        self.addCleanup(proc.stdout.close)
+        listening = proc.stdout.readline()
+        self.assertRegex(listening, rb"^listening on 127\.0\.0\.1:\d+\n$")
+        address = ("127.0.0.1", int(listening.rpartition(b":")[2]))
+
+        overlong = 1500
+        for number in range(1, overlong + 1):
+            with connect(address, timeout=5) as client:
+                client.send(b"x" * 20 + b"\n")
+                try:
+                    self.assertEqual(client.recv_until_eof(timeout=5, allow_reset=True),
+                                     refusal(10))
+                except TimeoutError as error:
+                    raise AssertionError(f"client {number} of {overlong}: {error}") from None
+        with connect(address, timeout=5) as client:
+            self.assert_echoes(client, b"still here\n")
+
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(STOP_TIMEOUT)
+        self.assertEqual(code, 0)
+        self.assertLess(time.monotonic() - start, STOP_LIMIT)
+        # The pipe holds the first lines, whole: each one a client sent a line too long.
+        logged = os.read(read_end, 1 << 20).decode().splitlines()
+        self.assertGreater(len(logged), 100)
+        for line in logged:
+            self.assertRegex(line, r"^[\d:.]+ info  127\.0\.0\.1:\d+ sent a line longer than 10 "
+                                   r"bytes: closing$")
 
     @time_limit(30)
     def test_second_sigint_stops_at_once(self):
