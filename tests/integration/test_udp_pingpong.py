@@ -257,6 +257,48 @@ class UdpPingpongTest(ServerTestCase):
                          [(target, 1), (target, 2)])
         self.assertEqual(self.assert_summary(result.stdout, 2, 2)[0], target)
 
+    # B bound to every address: a reply must come from the address its ping was sent to, or a
+    # client that checks (A's connected socket does) drops it. 127.0.0.2 is an address of lo that
+    # the kernel would not choose itself as the source of a reply to 127.0.0.1.
+
+    def assert_answered_from(self, family, address):
+        with udp_socket(family) as client:
+            client.sendto(b"ping 7 from where?", address)
+            self.assertEqual(client.recvfrom(MAX_DATAGRAM)[:2],
+                             (b"pong 7 from where?", address))
+
+    def assert_pings_answered(self, target):
+        result = run("ping", "--target", target, "--count", "3", "--interval", "10",
+                     "--timeout", "500")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual([(addr, seq) for addr, seq, _ in replies(result.stdout)],
+                         [(target, 1), (target, 2), (target, 3)])
+        self.assertEqual(self.assert_summary(result.stdout, 3, 3)[1], "0")
+
+    @time_limit(30)
+    def test_bound_to_0_0_0_0_b_replies_from_the_address_pinged(self):
+        b = self.start_b("--bind", "0.0.0.0")
+        self.assertEqual(b.stdout_lines[0], f"listening on 0.0.0.0:{b.port}")
+        for host in ("127.0.0.2", "127.0.0.1"):
+            with self.subTest(host=host):
+                self.assert_answered_from(socket.AF_INET, (host, b.port))
+                self.assert_pings_answered(f"{host}:{b.port}")
+
+    @time_limit(30)
+    @unittest.skipUnless(netlab_testing.ipv6_loopback_available(), "no IPv6 loopback")
+    def test_bound_to_ipv6_any_b_replies_from_the_address_pinged(self):
+        b = self.start_b("--bind", "::")
+        self.assertEqual(b.stdout_lines[0], f"listening on [::]:{b.port}")
+        self.assert_answered_from(socket.AF_INET6, ("::1", b.port, 0, 0))
+        self.assert_pings_answered(f"[::1]:{b.port}")
+        # B does not set IPV6_V6ONLY, so its `::` socket takes IPv4 too unless the system's
+        # default (net.ipv6.bindv6only) says otherwise; a fresh socket shows that default.
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            if probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                self.skipTest("IPv6 sockets are IPv6-only here: no IPv4 on `::`")
+        self.assert_answered_from(socket.AF_INET, ("127.0.0.2", b.port))
+        self.assert_pings_answered(f"127.0.0.2:{b.port}")
+
     # --- stopping --------------------------------------------------------------------------------
 
     def ping_until_sigint(self, b, *extra, wait_for_reply=True):
