@@ -31,11 +31,6 @@ struct options {
   std::chrono::milliseconds idle_timeout{0};  // --idle-timeout; zero: never
 };
 
-// How long a session that stopped reading early (/quit, a refused line, a shutdown) waits for the
-// client to close before closing itself, so that its last lines are read and not reset away.
-// Shorter than the runtime's graceful_stop_limit.
-inline constexpr std::chrono::milliseconds close_linger{1000};
-
 // How long, once a shutdown began, the lesson design lets a write to a client wait before it
 // cancels it (a client that does not read would otherwise hold the lock until the forced stop).
 inline constexpr std::chrono::milliseconds shutdown_write_grace{300};

@@ -1,12 +1,12 @@
 #include "idle.hpp"
 
+#include "write.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <variant>
 
 namespace netlab {
@@ -46,9 +46,7 @@ asio::awaitable<void> idle_watch::run(asio::awaitable<void> session,
 }
 
 int idle_watch::bytes_held_by_kernel() const {
-  int held = 0;
-  if (sending_ == nullptr || ::ioctl(sending_->native_handle(), SIOCOUTQ, &held) != 0) return -1;
-  return held;
+  return sending_ == nullptr ? -1 : bytes_not_yet_acknowledged(*sending_);
 }
 
 asio::awaitable<void> idle_watch::watch(std::function<void()> on_idle) {

@@ -2,6 +2,7 @@
 
 #include "idle.hpp"
 #include "trace.hpp"
+#include "write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -153,9 +154,9 @@ asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket&
 
 namespace {
 
-asio::awaitable<void> read_until_closed(asio::ip::tcp::socket& socket) {
+asio::awaitable<void> read_until_closed_or_delivered(asio::ip::tcp::socket& socket) {
   char sink[4096];
-  for (;;) {
+  while (bytes_not_yet_acknowledged(socket) != 0) {
     auto [error, n] = co_await socket.async_read_some(asio::buffer(sink),
                                                       asio::as_tuple(asio::use_awaitable));
     if (error) co_return;  // EOF: the client has read our last line and closed
@@ -168,8 +169,9 @@ asio::awaitable<void> discard_input(asio::ip::tcp::socket& socket,
                                     std::chrono::milliseconds limit) {
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(socket.get_executor(), limit);
-  // Whichever ends first cancels the other: the client's close, or the time limit.
-  co_await (read_until_closed(socket) || timer.async_wait(asio::use_awaitable));
+  // Whichever ends first cancels the other: the client's close (or its having everything), or
+  // the time limit.
+  co_await (read_until_closed_or_delivered(socket) || timer.async_wait(asio::use_awaitable));
 }
 
 }  // namespace netlab

@@ -97,9 +97,17 @@ class line_reader {
   boost::asio::cancellation_signal stop_reading_;  // end_input() cancels the pending read with it
 };
 
-// After refusing a client (line too long), read and drop what it still sends, until it closes
-// or `limit` passes. Closing a socket with unread input makes the kernel send a reset, which can
-// destroy the refusal line before the client reads it; this "lingering close" avoids that.
+// How long a session that stopped reading early (a refused line, /quit, a shutdown) lingers
+// before it closes (discard_input). Shorter than the runtime's graceful_stop_limit, which still
+// bounds a stop as a whole.
+inline constexpr std::chrono::milliseconds close_linger{1000};
+
+// After a session stopped reading early (a refused line, a shutdown), read and drop what the
+// client still sends, until it closes, or everything written to it has been acknowledged (its
+// last bytes and the FIN are in the client's kernel: nothing left for a reset to destroy), or
+// `limit` passes. Closing a socket with unread input makes the kernel send a reset, which throws
+// away what it still holds for the client: the last replies, the refusal line. This "lingering
+// close" avoids that; it costs nothing when the client already has everything (an idle one).
 boost::asio::awaitable<void> discard_input(boost::asio::ip::tcp::socket& socket,
                                            std::chrono::milliseconds limit);
 

@@ -6,10 +6,19 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 namespace netlab {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
+
+int bytes_not_yet_acknowledged(asio::ip::tcp::socket& socket) {
+  int held = 0;
+  if (::ioctl(socket.native_handle(), SIOCOUTQ, &held) != 0) return -1;
+  return held;
+}
 
 void consume_front(std::vector<asio::const_buffer>& buffers, std::size_t bytes) {
   auto first = buffers.begin();

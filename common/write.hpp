@@ -20,6 +20,10 @@ namespace netlab {
 boost::asio::awaitable<boost::system::error_code> write_all(
     boost::asio::ip::tcp::socket& socket, std::vector<boost::asio::const_buffer>& buffers);
 
+// The bytes the kernel still holds for `socket`: written but not yet acknowledged by the client
+// (or not yet sent), its FIN included. -1 when it cannot say (a closed socket).
+int bytes_not_yet_acknowledged(boost::asio::ip::tcp::socket& socket);
+
 // Drops the first `bytes` of `buffers`: the whole buffers they cover, then the front of the next.
 void consume_front(std::vector<boost::asio::const_buffer>& buffers, std::size_t bytes);
 

@@ -1,6 +1,7 @@
 #include "echo_session.hpp"
 
 #include "common/idle.hpp"
+#include "common/line_reader.hpp"
 #include "common/log.hpp"
 #include "common/spawn.hpp"
 #include "common/trace.hpp"
@@ -73,14 +74,17 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
       error_code read_error;
       std::size_t bytes_read = 0;
       const asio::mutable_buffer into(space.data(), space.size());
+      self->reading_ = true;
       if (trace::enabled()) {
         std::tie(read_error, bytes_read) = co_await trace::read_some(socket, into);
       } else {
         std::tie(read_error, bytes_read) =
             co_await socket.async_read_some(into, asio::as_tuple(asio::use_awaitable));
       }
+      self->reading_ = false;
       self->idle_.activity();
       if (read_error == asio::error::eof) break;
+      if (read_error == asio::error::operation_aborted && self->stopped_) break;
       if (read_error) {
         // A reset is an expected way for a client to leave; the close is counted all the same.
         spdlog::debug("#{} {} read: {}", self->counted_.number(), self->peer_,
@@ -97,6 +101,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
                       write_error.message());
         co_return;
       }
+      if (self->stopped_) break;  // what was read is written back; nothing more is read
       if (bytes_read == space.size() && !large) {
         // The client sends more than a line at a time: read in large pieces from now on.
         large = std::make_unique_for_overwrite<char[]>(echo_buffer_size);
@@ -107,13 +112,21 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
     // EOF right after the last byte.
     error_code ignored;
     socket.shutdown(tcp::socket::shutdown_send, ignored);
+    // Stopped while the client may still be sending: closing with its bytes unread would make the
+    // kernel reset the connection and throw away the echo it has not delivered yet. Linger until
+    // the client has it all (or closes), within a limit.
+    if (self->stopped_) co_await discard_input(socket, close_linger);
   }
 
-  // Shutdown: the session sees end of input on its next read, as if the client had closed, so
-  // stopping follows the path of a normal goodbye.
+  // Shutdown (and --idle-timeout): the pending read is cancelled, what was read is written back,
+  // and the session half-closes, as after the client's goodbye. Not shutdown(SHUT_RD): on Linux
+  // reads go on returning what the client still sends after it.
   void stop_reading() {
-    error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+    stopped_ = true;
+    if (reading_) {
+      error_code ignored;
+      socket_.cancel(ignored);
+    }
   }
 
   // --idle-timeout: nothing read or written for the limit. Stop reading, as a shutdown does; a
@@ -137,7 +150,9 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
   counted_connection counted_;
   tcp::socket socket_;  // used only by echo() and stop_reading(), both on its thread
   tcp::endpoint peer_;  // for log lines
+  bool reading_ = false;  // echo() is waiting for a read to complete
   bool writing_ = false;  // echo() is waiting for a write to complete
+  bool stopped_ = false;  // stop_reading() was called: read no more, linger before closing
   std::array<char, first_reads_size> first_reads_;  // echo()'s buffer until a read fills it
   idle_watch idle_;  // --idle-timeout's watchdog, told by echo() of every read and write
 };

@@ -24,11 +24,6 @@ namespace netlab::echo {
 // The defaults of --queue and --max-line.
 inline constexpr std::size_t default_queue = 64;  // lines; see the memory bound in the README
 
-// How long a session that stopped reading early (a refused line, a shutdown) waits for the
-// client to close before closing itself: time for the client to read the last replies. Shorter
-// than the runtime's graceful_stop_limit, which still bounds a stop as a whole.
-inline constexpr std::chrono::milliseconds close_linger{1000};
-
 struct options {
   std::size_t queue = default_queue;        // lines between reader and writer
   std::size_t max_line = default_max_line;  // bytes before '\n'

@@ -288,6 +288,49 @@ class ConnCounterTest(ServerTestCase):
                     for client in clients:
                         client.close()
 
+    @time_limit(60)
+    def test_a_stop_while_a_client_streams_delivers_every_echo_then_eof(self):
+        # A client sends without pause and reads as fast as it can; SIGTERM. The server stops
+        # reading, writes back what it read, half-closes, and lingers until the client has it
+        # all. Closing at once with the client's bytes unread made the kernel reset the
+        # connection and throw away the echo not yet delivered: the client read a reset, not
+        # EOF (in 4 of 12 attempts before; 3 of 4 runs of this test).
+        for attempt in range(5):
+            with self.subTest(attempt=attempt):
+                server = self.start("--threads", "1")
+                client = self.connect(server)
+                stop = threading.Event()
+
+                def stream():
+                    chunk = b"0123456789" * 6554
+                    deadline = time.monotonic() + 20
+                    while not stop.is_set() and time.monotonic() < deadline:
+                        try:
+                            client.sock.sendall(chunk)
+                        except OSError:
+                            return  # the server has closed: expected once it stopped
+                sender = threading.Thread(target=stream)
+                sender.start()
+                client.sock.settimeout(STOP_TIMEOUT)
+                received, signalled, ending = 0, None, None
+                while ending is None:
+                    try:
+                        data = client.sock.recv(1 << 16)
+                    except ConnectionResetError:
+                        ending = "reset"
+                        break
+                    if not data:
+                        ending = "EOF"
+                    received += len(data)
+                    if signalled is None and received > 4 << 20:
+                        signalled = time.monotonic()
+                        server.signal(signal.SIGTERM)
+                stop.set()
+                sender.join()
+                self.assertEqual(ending, "EOF", f"after {received} bytes")
+                self.assertEqual(server.wait(), 0)
+                self.assertLess(time.monotonic() - signalled, 2.0)
+
     def test_idle_connections_hold_no_echo_buffer(self):
         server = self.start("--threads", "2")
         # The first connections warm up what is allocated once (thread caches, the reactor's
