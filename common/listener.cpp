@@ -131,7 +131,9 @@ bool out_of_resources(const boost::system::error_code& error) {
 asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& rt,
                                   std::function<void(accepted_connection)> make_session,
                                   shutdown_coordinator::membership) {
-  bool exhausted = false;     // out of descriptors, and said so once
+  bool exhausted = false;     // out of descriptors now
+  bool exhaustion_told = false;  // this episode was logged as a warning (so is its end)
+  auto next_exhaustion_warning = std::chrono::steady_clock::time_point{};
   bool cap_reported = false;  // reached the cap, and said so (later times only at debug level:
                               // a server that lives at its cap would otherwise log every close)
   connection_slot slot;       // the place the next connection will take
@@ -164,7 +166,8 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& 
     }
     if (!error) {
       if (exhausted) {
-        spdlog::info("accepting again");
+        spdlog::log(exhaustion_told ? spdlog::level::info : spdlog::level::debug,
+                    "accepting again");
         exhausted = false;
       }
       // TCP_NODELAY is on already, inherited from the listening socket (open_listener).
@@ -177,10 +180,16 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& 
     if (error == asio::error::operation_aborted || !state->acceptor.is_open()) break;
     if (error == asio::error::connection_aborted) continue;  // the client gave up first
     if (!exhausted) {
-      // Logged once per episode: a server out of descriptors would otherwise log 10 lines a second.
-      spdlog::warn("accept: {} (pending connections wait; retrying every {} ms)", error.message(),
-                   accept_retry_delay.count());
+      // Logged once per episode: a server out of descriptors would otherwise log 10 lines a
+      // second. And one episode's warning per report interval: a server that lives at its limit
+      // while clients come and go starts an episode at every close (20 lines a second, measured).
       exhausted = out_of_resources(error);
+      const auto now = std::chrono::steady_clock::now();
+      exhaustion_told = !exhausted || now >= next_exhaustion_warning;
+      if (exhausted && exhaustion_told) next_exhaustion_warning = now + exhaustion_report_interval;
+      spdlog::log(exhaustion_told ? spdlog::level::warn : spdlog::level::debug,
+                  "accept: {} (pending connections wait; retrying every {} ms)", error.message(),
+                  accept_retry_delay.count());
     } else {
       spdlog::debug("accept: {}", error.message());
     }

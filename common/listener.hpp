@@ -18,6 +18,9 @@ namespace netlab {
 // (or the kernel of buffers): long enough not to spin, short enough to notice freed slots soon.
 inline constexpr std::chrono::milliseconds accept_retry_delay{100};
 
+// Out of descriptors: the warning, at most once per this interval (later episodes at debug level).
+inline constexpr std::chrono::seconds exhaustion_report_interval{10};
+
 // Binds `bind:port` on `io` (which one thread runs: see runtime.hpp), listens, and prints
 // `listening on ADDR:PORT` (the real port when `port` is 0). Throws startup_error naming the
 // address and the reason.

@@ -219,6 +219,27 @@ class ConnCounterTest(ServerTestCase):
         self.assertEqual(sorted(counted_numbers(lines, CONNECTION)), list(range(1, 101)))
         self.assertEqual(lines[-1], "total: 100 accepted, 100 closed")
 
+    @time_limit(60)
+    def test_living_at_the_descriptor_limit_warns_once_not_at_every_close(self):
+        # Clients come and go while the server is out of descriptors: every close lets one
+        # waiting connection in, and the next accept fails again, a new episode each time. The
+        # warning comes once per 10 s, not once per close (20 a second before).
+        server = self.start("--threads", "2", "--max-connections", "1000",
+                            prefix=LOW_DESCRIPTOR_LIMIT)
+        clients = [self.connect(server) for _ in range(100)]
+        held = sorted(echoed(clients, b"ping", timeout=2.0))
+        self.assertTrue(wait_until(lambda: "Too many open files" in server.stderr_text(), 5))
+        for index in held[:20]:  # each close lets one waiting client in
+            clients[index].close()
+            time.sleep(0.05)
+        let_in = [index for index in range(100) if index not in held][:10]
+        for index in let_in:  # they were accepted: the episodes did happen
+            self.assertEqual(clients[index].recv_exact(4), b"ping")
+        warnings = server.stderr_text().count("Too many open files")
+        self.assertEqual(warnings, 1, server.stderr_text()[-1000:])
+        code, _ = server.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+
     def test_sigusr1_prints_the_counters_and_keeps_serving(self):
         server = self.start()
         staying = self.connect(server)
