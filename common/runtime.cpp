@@ -106,7 +106,10 @@ int runtime::run() {
   // The stop is over. Asio gives a signal its default action back when its signal_set lets it
   // go, and that action kills: a Ctrl-C or SIGTERM from here to exit would cut the program's
   // last lines (conn_counter's total, ping's summary) and turn status 0 into a signal's death.
+  // (A wait still pending after a forced stop is cancelled first, so that the io_context destroys
+  // its handler: once the set is cleared, nothing else would.)
   boost::system::error_code ignored;
+  signals_.cancel(ignored);
   signals_.clear(ignored);
   std::signal(SIGINT, SIG_IGN);
   std::signal(SIGTERM, SIG_IGN);

@@ -62,13 +62,16 @@ counted_connection::~counted_connection() {
 struct status_on_signal::state {
   explicit state(asio::io_context& io) : signals(asio::make_strand(io), SIGUSR1) {}
   asio::signal_set signals;  // registered from construction to destruction
+  bool stopping = false;     // set on the signals' strand, with the cancel
 };
 
 // The membership is the coroutine's: it leaves the shutdown when the waiting ends, although the
 // signal registration lives on in the state until main() destroys it.
 asio::awaitable<void> status_on_signal::report_on_each_signal(
     std::shared_ptr<state> s, server& reporter, shutdown_coordinator::membership) {
-  for (;;) {
+  // The flag, not only the cancel: a signal whose report was already on its way when the cancel
+  // ran would otherwise start a new wait that nothing cancels (and the stop would wait for it).
+  while (!s->stopping) {
     auto [error, signal] = co_await s->signals.async_wait(asio::as_tuple(asio::use_awaitable));
     if (error) co_return;  // cancelled: the server is stopping
     reporter.report_status();
@@ -81,7 +84,10 @@ status_on_signal::status_on_signal(runtime& rt, server& reporter)
   // until this object is destroyed, so a SIGUSR1 during shutdown is ignored, not fatal.
   auto membership = rt.shutdown().join([weak = std::weak_ptr(state_)] {
     if (auto s = weak.lock()) {
-      asio::post(s->signals.get_executor(), [s] { s->signals.cancel(); });
+      asio::post(s->signals.get_executor(), [s] {
+        s->stopping = true;
+        s->signals.cancel();
+      });
     }
   });
   spawn(state_->signals.get_executor(),
@@ -91,8 +97,11 @@ status_on_signal::status_on_signal(runtime& rt, server& reporter)
 status_on_signal::~status_on_signal() {
   // Asio gives a signal its default action back when its last signal_set lets it go, and
   // SIGUSR1's kills: a status request that came while the program prints its total would end
-  // it with no total and a failing status. The coroutine has ended (the runtime has stopped).
+  // it with no total and a failing status. A wait still pending (after a forced stop) is cancelled
+  // first: its handler then goes to the io_context, which destroys it; left in the signal set, it
+  // would keep the coroutine, and the coroutine this state, alive for ever.
   boost::system::error_code ignored;
+  state_->signals.cancel(ignored);
   state_->signals.clear(ignored);
   std::signal(SIGUSR1, SIG_IGN);
 }
