@@ -48,6 +48,13 @@ runtime::runtime(unsigned threads)
   });
 }
 
+void release_signals_for_good(asio::signal_set& signals, std::initializer_list<int> numbers) {
+  boost::system::error_code ignored;
+  signals.cancel(ignored);
+  signals.clear(ignored);
+  for (const int number : numbers) std::signal(number, SIG_IGN);
+}
+
 asio::io_context& runtime::next_context() {
   return *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
 }
@@ -103,16 +110,7 @@ int runtime::run() {
   others.clear();  // joins
   keep_alive_.clear();  // after a forced stop, the shutdown's own release did not run
   running_ = false;
-  // The stop is over. Asio gives a signal its default action back when its signal_set lets it
-  // go, and that action kills: a Ctrl-C or SIGTERM from here to exit would cut the program's
-  // last lines (conn_counter's total, ping's summary) and turn status 0 into a signal's death.
-  // (A wait still pending after a forced stop is cancelled first, so that the io_context destroys
-  // its handler: once the set is cleared, nothing else would.)
-  boost::system::error_code ignored;
-  signals_.cancel(ignored);
-  signals_.clear(ignored);
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGTERM, SIG_IGN);
+  release_signals_for_good(signals_, {SIGINT, SIGTERM});  // the stop is over
   // Sessions a forced stop left behind are destroyed with the io_context; they leave the
   // coordinator then, and nothing must be posted to an io_context that is going away.
   shutdown_.on_all_finished(nullptr);

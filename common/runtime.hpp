@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -34,6 +35,14 @@ namespace netlab {
 
 // The contract gives a stopping program 2 s; this leaves room to print summaries and exit.
 inline constexpr std::chrono::milliseconds graceful_stop_limit{1500};
+
+// Lets `signals` go for good and ignores each of `numbers` from then on, for a program on its way
+// out. Asio gives a signal its default action back when the last signal_set lets it go, and for
+// SIGINT, SIGTERM and SIGUSR1 that action kills: a signal from there to exit would cut the
+// program's last lines (conn_counter's total, ping's summary) and turn status 0 into a signal's
+// death. A wait still pending (after a forced stop) is cancelled first, so that the io_context
+// destroys its handler: once the set is cleared, nothing else would.
+void release_signals_for_good(boost::asio::signal_set& signals, std::initializer_list<int> numbers);
 
 class runtime {
  public:

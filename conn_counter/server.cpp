@@ -95,15 +95,9 @@ status_on_signal::status_on_signal(runtime& rt, server& reporter)
 }
 
 status_on_signal::~status_on_signal() {
-  // Asio gives a signal its default action back when its last signal_set lets it go, and
-  // SIGUSR1's kills: a status request that came while the program prints its total would end
-  // it with no total and a failing status. A wait still pending (after a forced stop) is cancelled
-  // first: its handler then goes to the io_context, which destroys it; left in the signal set, it
-  // would keep the coroutine, and the coroutine this state, alive for ever.
-  boost::system::error_code ignored;
-  state_->signals.cancel(ignored);
-  state_->signals.clear(ignored);
-  std::signal(SIGUSR1, SIG_IGN);
+  // A status request while the program prints its total must not kill it. (A wait left pending
+  // would also keep the coroutine, and the coroutine this state, alive for ever.)
+  release_signals_for_good(state_->signals, {SIGUSR1});
 }
 
 }  // namespace netlab::counter
