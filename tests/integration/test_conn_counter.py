@@ -5,8 +5,10 @@ import os
 import re
 import selectors
 import signal
+import struct
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -36,6 +38,11 @@ def sanitized(server):
     with open(f"/proc/{server.proc.pid}/maps") as maps:
         text = maps.read()
     return "libasan" in text or "libtsan" in text
+
+
+def unread_bytes(descriptor):
+    """The bytes waiting in a pipe, not yet read."""
+    return struct.unpack("i", fcntl.ioctl(descriptor, termios.FIONREAD, b"\0" * 4))[0]
 
 
 def local_port(client):
@@ -489,7 +496,11 @@ class ConnCounterTest(ServerTestCase):
         reader = threading.Thread(target=lambda: chunks.extend(iter(
             lambda: os.read(read_end, 65536), b"")), daemon=True)
         reader.start()
-        self.short_connections(port, 1)  # its lines find room, and report what was dropped
+        # Once the reader has emptied the pipe (not before: a line printed while it is still full
+        # is dropped, which is the policy), the next connection's lines find room and report
+        # what was dropped.
+        self.assertTrue(wait_until(lambda: chunks and unread_bytes(read_end) == 0, 10))
+        self.short_connections(port, 1)
         warning = re.compile(rb"(\d+) lines of stdout dropped: nobody was reading it")
 
         def reported():  # the counts of every such warning so far
