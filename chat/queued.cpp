@@ -90,6 +90,7 @@ class session : public std::enable_shared_from_this<session> {
       co_return;
     }
     for (bool more = true; more;) {
+      if (!behind_.empty()) co_await wait_for_writers_behind();
       // The lines of one read are handled without suspending; their chat lines are formatted
       // into one group, sent to the room as one message (see `group_`).
       if (auto line = input_.take_line_view()) {
@@ -146,6 +147,25 @@ class session : public std::enable_shared_from_this<session> {
   static constexpr std::size_t max_lines_per_turn = 16;
   std::size_t lines_since_yield_ = 0;  // the reader's own count
 
+  // The pause before a sender's next turn while a recipient's writer is behind (see
+  // outbox::writer_behind): with more threads than one, that writer's thread may be busy or
+  // without a core while this reader hands out a burst, and passing --outbox would drop a client
+  // that reads. Checked every writer_poll, for at most writer_patience: a writer that has not
+  // run by then is not waited for any longer (the limit decides), so no client can stall the
+  // others for long. The shutdown and the others' stops end the pause at the next check.
+  static constexpr std::chrono::microseconds writer_poll{200};
+  static constexpr std::chrono::milliseconds writer_patience{250};
+  asio::awaitable<void> wait_for_writers_behind() {
+    const auto give_up = std::chrono::steady_clock::now() + writer_patience;
+    for (const auto& box : behind_) {
+      while (box->writer_behind() && !stopped_early_ && std::chrono::steady_clock::now() < give_up) {
+        pause_.expires_after(writer_poll);
+        co_await pause_.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+    }
+    behind_.clear();
+  }
+
   // One line from the client; false when it asked to quit.
   bool handle(std::string_view line) {
     const auto cmd = parse_line(line);
@@ -196,7 +216,8 @@ class session : public std::enable_shared_from_this<session> {
 
   void send_group() {
     if (group_lines_ == 0) return;
-    room_->broadcast(name_, std::make_shared<const std::string>(std::move(group_)), group_lines_);
+    room_->broadcast(name_, std::make_shared<const std::string>(std::move(group_)), group_lines_,
+                     &behind_);
     group_.clear();  // moved from: valid, and now surely empty
     group_lines_ = 0;
   }
@@ -226,7 +247,7 @@ class session : public std::enable_shared_from_this<session> {
       buffers.clear();
       for (const auto& m : batch) buffers.push_back(asio::buffer(*m));
       writing_ = true;
-      const auto error = co_await write_all(socket_, buffers);
+      const auto error = co_await write_all(socket_, buffers, &outbox_->writer_waiting_for_room());
       writing_ = false;
       idle_.activity();
       if (error) {
@@ -334,6 +355,8 @@ class session : public std::enable_shared_from_this<session> {
   std::size_t lines_per_turn_;  // see max_lines_per_turn
   std::string group_;            // chat lines read but not yet sent to the room (add_to_group)
   std::size_t group_lines_ = 0;  // how many lines group_ holds
+  std::vector<std::shared_ptr<outbox>> behind_;  // recipients whose writer is behind
+  asio::steady_timer pause_{socket_.get_executor()};  // wait_for_writers_behind's
   bool stopped_early_ = false;   // reading stopped before the client's EOF: close with a linger
   bool server_stopping_ = false;  // the server's shutdown stopped the reader
   bool too_slow_ = false;        // the outbox overflowed: we are dropping this client

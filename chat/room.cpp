@@ -38,6 +38,11 @@ bool outbox::push(message m, std::size_t lines) {
   return true;
 }
 
+bool outbox::writer_behind() {
+  std::lock_guard lock(mutex_);
+  return !closed_ && !overflowed_ && queued_lines_ > limit_ / 2 && !writer_waiting_for_room_;
+}
+
 outbox::state outbox::take(std::vector<message>& batch) {
   std::lock_guard lock(mutex_);
   batch.insert(batch.end(), std::make_move_iterator(queue_.begin()),
@@ -91,16 +96,19 @@ bool room::rename(const std::string& from, const std::string& to) {
   return true;
 }
 
-void room::broadcast(const std::string& sender, const message& m, std::size_t lines) {
+void room::broadcast(const std::string& sender, const message& m, std::size_t lines,
+                     std::vector<std::shared_ptr<outbox>>* behind) {
   std::lock_guard lock(mutex_);
-  broadcast_locked(sender, m, lines);
+  broadcast_locked(sender, m, lines, behind);
 }
 
-void room::broadcast_locked(const std::string& sender, const message& m, std::size_t lines) {
+void room::broadcast_locked(const std::string& sender, const message& m, std::size_t lines,
+                            std::vector<std::shared_ptr<outbox>>* behind) {
   // Holding the room's lock while pushing is what keeps every sender's lines in order, the same
   // order in every outbox; a push is a few pointer moves, and never waits.
   for (const auto& [name, box] : clients_) {
-    if (name != sender) box->push(m, lines);
+    if (name == sender) continue;
+    if (box->push(m, lines) && behind != nullptr && box->writer_behind()) behind->push_back(box);
   }
 }
 

@@ -31,8 +31,15 @@ void consume_front(std::vector<asio::const_buffer>& buffers, std::size_t bytes) 
 }
 
 asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
-                                      std::vector<asio::const_buffer>& buffers) {
-  if (trace::enabled()) co_return co_await trace::write_all(socket, buffers);
+                                      std::vector<asio::const_buffer>& buffers,
+                                      std::atomic<bool>* waiting_for_room) {
+  if (trace::enabled()) {
+    // Traced, every write may wait: reported as waiting throughout (--trace is for watching).
+    if (waiting_for_room != nullptr) *waiting_for_room = true;
+    const auto error = co_await trace::write_all(socket, buffers);
+    if (waiting_for_room != nullptr) *waiting_for_room = false;
+    co_return error;
+  }
   error_code error;
   if (!socket.non_blocking()) socket.non_blocking(true, error);
   if (error) co_return error;
@@ -49,8 +56,10 @@ asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
   if (error == asio::error::would_block || error == asio::error::try_again) error = {};
   if (error || asio::buffer_size(buffers) == 0) co_return error;
   // The kernel's buffer is full: the client reads slower than we write. Wait for room.
+  if (waiting_for_room != nullptr) *waiting_for_room = true;
   auto [wait_error, written] =
       co_await asio::async_write(socket, buffers, asio::as_tuple(asio::use_awaitable));
+  if (waiting_for_room != nullptr) *waiting_for_room = false;
   consume_front(buffers, written);
   co_return wait_error;
 }

@@ -10,6 +10,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <atomic>
 #include <vector>
 
 namespace netlab {
@@ -17,8 +18,12 @@ namespace netlab {
 // Writes every byte of `buffers`, which it consumes: on return they hold what was not written
 // (nothing, on success). Returns the error that stopped it, or success. Puts `socket` in
 // non-blocking mode; its other operations must be asynchronous (they are, everywhere in netlab).
+// `waiting_for_room`, if given, is true while the write waits for the client to make room (the
+// kernel's buffer for it is full), for other threads to read: chat's senders tell that way a
+// client that does not read from one whose writer has simply not run yet.
 boost::asio::awaitable<boost::system::error_code> write_all(
-    boost::asio::ip::tcp::socket& socket, std::vector<boost::asio::const_buffer>& buffers);
+    boost::asio::ip::tcp::socket& socket, std::vector<boost::asio::const_buffer>& buffers,
+    std::atomic<bool>* waiting_for_room = nullptr);
 
 // The bytes the kernel still holds for `socket`: written but not yet acknowledged by the client
 // (or not yet sent), its FIN included. -1 when it cannot say (a closed socket).

@@ -126,6 +126,17 @@ class ChatTest(ServerTestCase):
                 pass
         return clients
 
+    def three_in_a_room(self, server):
+        """Clients a, b and c, connected in that order (with several threads: on the threads in
+        turn), each past the notices of the ones after it."""
+        a = self.connect(server)
+        b = self.connect(server)
+        self.assertEqual(a.recv_line(), b"* %s joined\n" % address_of(b))
+        c = self.connect(server)
+        self.assertEqual(a.recv_line(), b"* %s joined\n" % address_of(c))
+        self.assertEqual(b.recv_line(), b"* %s joined\n" % address_of(c))
+        return a, b, c
+
     def next_chat_or_error_line(self, client):
         """The next line that is not a notice."""
         while True:
@@ -142,12 +153,7 @@ class ChatTest(ServerTestCase):
         for threads in ("1", "4"):
             with self.subTest(threads=threads):
                 server = self.start("--threads", threads)
-                a = self.connect(server)
-                b = self.connect(server)
-                self.assertEqual(a.recv_line(), b"* %s joined\n" % address_of(b))
-                c = self.connect(server)
-                self.assertEqual(a.recv_line(), b"* %s joined\n" % address_of(c))
-                self.assertEqual(b.recv_line(), b"* %s joined\n" % address_of(c))
+                a, b, c = self.three_in_a_room(server)
                 a.send(b"hello from a\n")
                 for other in (b, c):
                     self.assertEqual(other.recv_line(), b"%s: hello from a\n" % address_of(a))
@@ -222,6 +228,33 @@ class ChatTest(ServerTestCase):
                                  [b"* connected: %s\n" % names] * 3)
                 code, _ = server.stop(signal.SIGINT)
                 self.assertEqual(code, 0, server.stderr_text())
+
+    @time_limit(120)
+    def test_a_burst_never_drops_a_reader_whose_writer_runs_on_another_thread(self):
+        """--threads 2: the receiver's writer runs on the other thread, which may not get the CPU
+        while the sender's reader hands out a burst. A client that reads must still get every
+        line (the contract), so the sender gives a late writer a moment instead of passing
+        --outbox. Before that pause: dropped as too slow in 5 of 5 runs at --outbox 32, 8000
+        lines in one write. Also a reader on the sender's own thread."""
+        count = 8000
+        for outbox in (32, 256):
+            for run in range(3):
+                with self.subTest(outbox=outbox, run=run):
+                    server = self.start("--threads", "2", "--outbox", str(outbox))
+                    # a on the first thread, b on the second, c on the first again.
+                    a, b, c = self.three_in_a_room(server)
+                    burst = b"".join(b"%d\n" % n for n in range(count))
+                    want = b"".join(b"%s: %d\n" % (address_of(a), n) for n in range(count))
+                    # Both receivers read at once: one left unread would be slow, rightly.
+                    received, _, finished = drive(
+                        [a, b, c], [burst, b"", b""],
+                        lambda got: all(len(r) >= len(want) for r in got[1:]), 60)
+                    self.assertTrue(finished, [bytes(r[-80:]) for r in received])
+                    self.assertEqual(bytes(received[1]), want)
+                    self.assertEqual(bytes(received[2]), want)
+                    code, _ = server.stop(signal.SIGINT)
+                    self.assertEqual(code, 0, server.stderr_text())
+                    self.assertNotIn("disconnecting", server.stderr_text())
 
     @time_limit(90)
     def test_50_clients_200_lines_each_exactly_once_in_order(self):
