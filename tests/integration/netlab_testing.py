@@ -424,6 +424,14 @@ def served_within(clients, check, timeout, expected=None):
     return sorted(set(range(len(clients))) - set(pending))
 
 
+def random_garbage(rng, size):
+    """`size` random bytes from `rng` that do not start with `ping` (not a ping, for udp)."""
+    while True:
+        data = rng.randbytes(size)
+        if not data.startswith(b"ping"):
+            return data
+
+
 def free_port_in_use():
     """A listening socket on 127.0.0.1 with a kernel-chosen port: (socket, port). Close it after.
     """

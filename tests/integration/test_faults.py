@@ -56,8 +56,8 @@ import time
 import unittest
 
 from netlab_testing import (Client, ServerTestCase, Swarm, binary, connect, free_port_in_use,
-                            ipv6_loopback_available, run_program, served_within, time_limit,
-                            wait_until)
+                            ipv6_loopback_available, random_garbage, run_program, served_within,
+                            time_limit, wait_until)
 
 STOP_LIMIT = 2.0  # the contract: SIGINT/SIGTERM -> exit 0 within 2 s
 
@@ -171,14 +171,6 @@ def messages_by_sender(data):
         assert sep, f"not a chat line: {line[:80]!r}"
         by_sender.setdefault(name, []).append(text)
     return by_sender
-
-
-def random_garbage(rng, size):
-    """`size` random bytes that do not start with `ping`."""
-    while True:
-        data = rng.randbytes(size)
-        if not data.startswith(b"ping"):
-            return data
 
 
 class ClosingSwarm(Swarm):

@@ -3,7 +3,9 @@
 B (`serve`) is spoken to with plain UDP sockets, byte for byte; A (`ping`) is run against B, against
 a closed port, against a silent peer, and against a scripted fake B that misbehaves on purpose.
 """
+import errno
 import os
+import random
 import re
 import signal
 import socket
@@ -13,7 +15,7 @@ import time
 import unittest
 
 import netlab_testing
-from netlab_testing import ServerTestCase, binary, time_limit
+from netlab_testing import ServerTestCase, binary, random_garbage, time_limit
 
 BIN = "udp_pingpong"
 REPLY = re.compile(r"^pong from (\S+): seq=(\d+) time=(\d+\.\d{3}) ms$")
@@ -24,6 +26,11 @@ SUMMARY = [
     re.compile(r"^rtt p50/p90/p99 = (\d+\.\d{3})/(\d+\.\d{3})/(\d+\.\d{3}) ms$"),
 ]
 MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4
+IPV6_MAX_DATAGRAM = 65527  # over IPv6 (65535 less the UDP header; no jumbograms on UDP)
+RECV_SIZE = 1 << 16  # more than any datagram: a reply longer than its request would show
+LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+IGNORED = re.compile(r"ignored (\d+) bytes from (\S+): not a ping$", re.M)  # B's debug line
+COUNTS = re.compile(r"answered (\d+) pings, ignored (\d+) other datagrams")  # B's last line
 
 
 def run(*args, timeout=netlab_testing.IO_TIMEOUT):
@@ -71,6 +78,39 @@ def ipv6_udp_available():
         return True
     except OSError:
         return False
+
+
+def accepts_ipv4_on_ipv6_any():
+    """Whether a `::` socket takes IPv4 too: B does not set IPV6_V6ONLY, so the system's default
+    (net.ipv6.bindv6only) decides, and a fresh socket shows it."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        return not probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+
+
+def bad_datagrams(rng):
+    """Datagrams that do not start with `ping`, which B must ignore: empty, binary (0x00 and
+    0xff included), near misses, a 64-byte ping as A sends it cut before its `ping` is whole, and
+    garbage up to 65507 bytes, the largest datagram IPv4 carries."""
+    ping = b"ping 1 " + b"x" * 57
+    return [b"", b"\x00", b"\xff", b"\x00" * 1000, b"\xff" * 1000, bytes(range(256)),
+            bytes(range(255, -1, -1)), b"\x00ping 1", b"\xffping 1", b"PING 1", b"Ping 1",
+            b" ping", b"pong 1 x", b"garbage", *(ping[:n] for n in range(1, 4)),
+            random_garbage(rng, 1400), random_garbage(rng, MAX_DATAGRAM)]
+
+
+def truncated_pings():
+    """A 64-byte ping cut after its `ping`: the contract answers any datagram that starts with
+    `ping`, these included, with the same bytes starting with `pong`."""
+    ping = b"ping 12 " + b"x" * 56
+    return [ping[:n] for n in (4, 5, 6, 7, 8, 9, 63)]
+
+
+def as_b_logs(b, client):
+    """How B's log names the sender `client`: a `::` socket sees IPv4 peers v4-mapped."""
+    host, port = client.getsockname()[:2]
+    if b.family == socket.AF_INET6 and client.family == socket.AF_INET:
+        host = "::ffff:" + host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class UdpPingpongTest(ServerTestCase):
@@ -298,6 +338,166 @@ class UdpPingpongTest(ServerTestCase):
                 self.skipTest("IPv6 sockets are IPv6-only here: no IPv4 on `::`")
         self.assert_answered_from(socket.AF_INET, ("127.0.0.2", b.port))
         self.assert_pings_answered(f"127.0.0.2:{b.port}")
+
+    # B bound to every address receives with recvmsg (reply_from.cpp), not with Asio's receive.
+    # Bad datagrams must fare there as on the one-address path (test_garbage_and_oversize_...):
+    # no reply, one debug line each, counted in B's last line; and B goes on answering, from the
+    # address pinged.
+
+    def assert_ignored_one_by_one(self, b, family, address, datagrams):
+        """Sends each datagram to `address`, then a ping: the first reply must be that ping's
+        pong, from `address`, so the datagram got none (B reads one queue, in order). B's log
+        must then hold one `ignored` line per datagram, in order."""
+        before = len(IGNORED.findall(b.stderr_text()))
+        with udp_socket(family) as client:
+            client.bind((LOOPBACK[family], 0))
+            for n, datagram in enumerate(datagrams, 1):
+                client.sendto(datagram, address)
+                ping = b"ping %d after %d bytes" % (n, len(datagram))
+                client.sendto(ping, address)
+                self.assertEqual(client.recvfrom(RECV_SIZE)[:2], (b"pong" + ping[4:], address),
+                                 f"after {datagram[:16]!r} ({len(datagram)} bytes)")
+            sender = as_b_logs(b, client)
+        self.assertEqual(IGNORED.findall(b.stderr_text())[before:],
+                         [(str(len(datagram)), sender) for datagram in datagrams])
+
+    def assert_mirrored(self, family, address, requests):
+        """Each request gets its exact pong, from `address`."""
+        with udp_socket(family) as client:
+            for request in requests:
+                client.sendto(request, address)
+                reply, source = client.recvfrom(RECV_SIZE)[:2]
+                what = f"reply to {request[:16]!r} ({len(request)} bytes)"
+                self.assertEqual((len(reply), source), (len(request), address), what)
+                self.assertEqual(reply, b"pong" + request[4:], what)
+
+    def assert_stops_having_counted(self, b, answered, ignored):
+        """B exits 0 within 2 s, its last line counting `answered` and `ignored` datagrams."""
+        code, seconds = b.stop(signal.SIGINT)
+        self.assertEqual(code, 0, b.stderr_text()[-2000:])
+        self.assertLess(seconds, 2.0)
+        self.assertEqual([line[0] for line in COUNTS.finditer(b.stderr_text())],
+                         [f"answered {answered} pings, ignored {ignored} other datagrams"])
+
+    @time_limit(60)
+    def test_bound_to_0_0_0_0_bad_datagrams_are_ignored_and_logged_and_b_keeps_answering(self):
+        b = self.start_b("--bind", "0.0.0.0", "--log-level", "debug")
+        rng = random.Random(7)
+        ignored = answered = 0
+        for host in ("127.0.0.2", "127.0.0.1"):
+            with self.subTest(host=host):
+                address, bad, truncated = (host, b.port), bad_datagrams(rng), truncated_pings()
+                ignored += len(bad)
+                answered += len(bad) + len(truncated)  # a ping after each bad datagram
+                self.assert_ignored_one_by_one(b, socket.AF_INET, address, bad)
+                self.assert_mirrored(socket.AF_INET, address, truncated)
+        # Nothing larger than 65507 bytes can reach B over IPv4: the kernel refuses to send it.
+        with udp_socket() as client, self.assertRaises(OSError) as refused:
+            client.sendto(b"ping" + b"x" * (MAX_DATAGRAM - 3), ("127.0.0.2", b.port))
+        self.assertEqual(refused.exception.errno, errno.EMSGSIZE)
+        self.assertTrue(b.alive())
+        self.assert_answered_from(socket.AF_INET, ("127.0.0.2", b.port))
+        self.assert_pings_answered(f"127.0.0.2:{b.port}")
+        self.assert_stops_having_counted(b, answered + 1 + 3, ignored)
+
+    @time_limit(60)
+    @unittest.skipUnless(ipv6_udp_available(), "no IPv6 loopback")
+    def test_bound_to_ipv6_any_bad_datagrams_are_ignored_and_logged_and_b_keeps_answering(self):
+        b = self.start_b("--bind", "::", "--log-level", "debug")
+        rng = random.Random(8)
+        targets = [(socket.AF_INET6, ("::1", b.port, 0, 0))]
+        if accepts_ipv4_on_ipv6_any():
+            targets.append((socket.AF_INET, ("127.0.0.2", b.port)))  # IPv4 on the `::` socket
+        ignored = answered = 0
+        for family, address in targets:
+            with self.subTest(address=address[0]):
+                bad = bad_datagrams(rng)
+                if family == socket.AF_INET6:
+                    # IPv6 carries datagrams larger than the largest ping A sends, up to 65527.
+                    bad += [random_garbage(rng, MAX_DATAGRAM + 1),
+                            random_garbage(rng, IPV6_MAX_DATAGRAM)]
+                truncated = truncated_pings()
+                ignored += len(bad)
+                answered += len(bad) + len(truncated)  # a ping after each bad datagram
+                self.assert_ignored_one_by_one(b, family, address, bad)
+                self.assert_mirrored(family, address, truncated)
+        self.assertTrue(b.alive())
+        self.assert_answered_from(socket.AF_INET6, ("::1", b.port, 0, 0))
+        self.assert_pings_answered(f"[::1]:{b.port}")
+        self.assert_stops_having_counted(b, answered + 1 + 3, ignored)
+
+    @time_limit(60)
+    def test_bound_to_every_address_the_largest_datagrams_arrive_whole_never_truncated(self):
+        # recvmsg cuts a datagram longer than its buffer (MSG_TRUNC, no error), and B would take
+        # the cut ping for a whole one and answer it with a shorter pong, on either path: neither
+        # Asio's receive nor reply_from.cpp looks at MSG_TRUNC. B's buffer (65536 bytes) is
+        # larger than any UDP payload, so the largest of each family must arrive whole: a pong
+        # of the same length, an `ignored` line with the full size.
+        rng = random.Random(9)
+        cases = [("0.0.0.0", socket.AF_INET, ("127.0.0.2",), MAX_DATAGRAM)]
+        if ipv6_udp_available():
+            cases.append(("::", socket.AF_INET6, ("::1", 0, 0), IPV6_MAX_DATAGRAM))
+        for bind, family, host, largest in cases:
+            with self.subTest(bind=bind):
+                b = self.start_b("--bind", bind, "--log-level", "debug")
+                address = (host[0], b.port, *host[1:])
+                largest_pings = [b"ping 1 " + b"\xff" * (largest - 7),
+                                 b"ping 2 " + b"\x00" * (largest - 7),
+                                 b"ping" + rng.randbytes(largest - 4)]
+                self.assert_mirrored(family, address, largest_pings)
+                self.assert_ignored_one_by_one(b, family, address, [random_garbage(rng, largest)])
+                self.assert_stops_having_counted(b, len(largest_pings) + 1, 1)
+
+    @time_limit(60)
+    def test_bound_to_0_0_0_0_a_garbage_flood_gets_no_reply_and_pings_in_it_exact_pongs(self):
+        b = self.start_b("--bind", "0.0.0.0")
+        address = ("127.0.0.2", b.port)
+        rng = random.Random(10)
+        garbage = [b"", b"pin", b"\x00ping", b"PING 1", b"pong 1 x",
+                   *(random_garbage(rng, rng.randrange(1, 1400)) for _ in range(32))]
+        largest = random_garbage(rng, MAX_DATAGRAM)
+        noise, pinger = udp_socket(), udp_socket()
+        self.addCleanup(noise.close)
+        self.addCleanup(pinger.close)
+        noise.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        count, sent, pings = 20000, 0, set()
+        deadline = time.monotonic() + 15
+        for n in range(count):
+            if time.monotonic() > deadline:
+                break
+            noise.sendto(largest if n % 1000 == 999 else garbage[n % len(garbage)], address)
+            sent += 1
+            if n % 200 == 100:
+                ping = b"ping %d in the flood \x00\xff" % n
+                pings.add(ping)
+                pinger.sendto(ping, address)
+        self.assertTrue(b.alive())
+        # Every reply is the exact pong of one of the pings (some may have been dropped with the
+        # garbage when B's receive buffer was full), each once, from the address pinged.
+        pongs = []
+        pinger.settimeout(1.0)
+        for _ in range(len(pings) + 1):
+            try:
+                pongs.append(pinger.recvfrom(RECV_SIZE))
+            except TimeoutError:
+                break
+        for pong, source in pongs:
+            self.assertEqual(source, address)
+            self.assertIn(b"ping" + pong[4:], pings)
+            self.assertTrue(pong.startswith(b"pong "), pong)
+        self.assertEqual(len(set(pongs)), len(pongs), "a ping answered twice")
+        self.assert_no_datagram(noise, 0.5)
+        self.assert_answered_from(socket.AF_INET, address)
+        self.assert_pings_answered(f"127.0.0.2:{b.port}")
+        code, seconds = b.stop(signal.SIGINT)
+        self.assertEqual(code, 0)
+        self.assertLess(seconds, 2.0)
+        counts = COUNTS.search(b.stderr_text())
+        self.assertIsNotNone(counts, b.stderr_text())
+        self.assertEqual(int(counts[1]), len(pongs) + 1 + 3)
+        self.assertLessEqual(int(counts[2]), sent)
+        print(f"\n  {sent} datagrams, {int(counts[2])} ignored; {len(pongs)} of {len(pings)} "
+              "pings in the flood answered")
 
     # --- stopping --------------------------------------------------------------------------------
 
