@@ -154,12 +154,27 @@ asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket&
 
 namespace {
 
-asio::awaitable<void> read_until_closed_or_delivered(asio::ip::tcp::socket& socket) {
+asio::awaitable<void> read_until_closed(asio::ip::tcp::socket& socket) {
   char sink[4096];
-  while (bytes_not_yet_acknowledged(socket) != 0) {
+  for (;;) {
     auto [error, n] = co_await socket.async_read_some(asio::buffer(sink),
                                                       asio::as_tuple(asio::use_awaitable));
     if (error) co_return;  // EOF: the client has read our last line and closed
+  }
+}
+
+// Returns once the client's kernel has acknowledged everything written, FIN included (or the
+// socket can no longer say). That acknowledgement brings no byte, so no wait on the socket ends
+// when it comes: look at once, then after 1, 2, 4 ... up to 64 ms (an idle client's kernel may
+// delay its ACK by some tens of ms), a few looks in a whole linger.
+asio::awaitable<void> wait_until_delivered(asio::ip::tcp::socket& socket) {
+  asio::steady_timer next_look(socket.get_executor());
+  std::chrono::milliseconds interval{1};
+  while (bytes_not_yet_acknowledged(socket) > 0) {
+    next_look.expires_after(interval);
+    auto [error] = co_await next_look.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (error) co_return;
+    interval = std::min(interval * 2, std::chrono::milliseconds{64});
   }
 }
 
@@ -169,9 +184,10 @@ asio::awaitable<void> discard_input(asio::ip::tcp::socket& socket,
                                     std::chrono::milliseconds limit) {
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(socket.get_executor(), limit);
-  // Whichever ends first cancels the other: the client's close (or its having everything), or
-  // the time limit.
-  co_await (read_until_closed_or_delivered(socket) || timer.async_wait(asio::use_awaitable));
+  // Whichever ends first cancels the others: the client's close, its having everything, or the
+  // time limit.
+  co_await (read_until_closed(socket) || wait_until_delivered(socket) ||
+            timer.async_wait(asio::as_tuple(asio::use_awaitable)));
 }
 
 }  // namespace netlab

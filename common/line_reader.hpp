@@ -107,7 +107,8 @@ inline constexpr std::chrono::milliseconds close_linger{1000};
 // last bytes and the FIN are in the client's kernel: nothing left for a reset to destroy), or
 // `limit` passes. Closing a socket with unread input makes the kernel send a reset, which throws
 // away what it still holds for the client: the last replies, the refusal line. This "lingering
-// close" avoids that; it costs nothing when the client already has everything (an idle one).
+// close" avoids that; it ends within milliseconds for a client that has everything (an idle
+// one), once its kernel has acknowledged our FIN.
 boost::asio::awaitable<void> discard_input(boost::asio::ip::tcp::socket& socket,
                                            std::chrono::milliseconds limit);
 

@@ -933,6 +933,38 @@ class FaultTest(ServerTestCase):
                 self.assertLess(seconds, 1.0, diagnosis)
                 self.assertIn("second signal", server.stderr_text())
 
+    @time_limit(90)
+    def test_idle_clients_that_keep_their_socket_open_do_not_hold_the_stop_for_the_linger(self):
+        """At a stop, a session lingers (up to close_linger, 1 s) until its client has everything:
+        its kernel has acknowledged the last bytes and the FIN. Idle clients that stay open
+        acknowledge within milliseconds, so the stop ends well before the linger would (it took
+        1.02 s on every server when the check came only before a read that never returned).
+        Their data still arrives in full: each client gets EOF after its last echo."""
+        for label, name, extra in TCP_SERVERS:
+            with self.subTest(server=label):
+                server = self.start(name, "--threads", "2", *extra)
+                clients = [self.connect(server) for _ in range(4)]
+                if name == "chat":
+                    for client in clients:  # everyone in the room, every notice read
+                        client.send(b"/who\n")
+                        while not client.recv_line().startswith(b"* connected: "):
+                            pass
+                else:
+                    for n, client in enumerate(clients):
+                        self.assertEqual(client.roundtrip(b"idle %d\n" % n), b"idle %d\n" % n)
+                # The clients read nothing more and never close until the server has stopped.
+                seconds, diagnosis = self.assert_exits_0_in_time(server)
+                # The linger is 1 s; a stop that waited for it would take that long at least.
+                self.assertLess(seconds, 0.8, diagnosis)
+                for client in clients:
+                    rest = client.recv_until_eof()
+                    if name != "chat":
+                        self.assertEqual(rest, b"")  # every echo was read before the stop
+                        continue
+                    lines, partial = split_lines(rest)  # chat: notices at most
+                    self.assertEqual(partial, b"")
+                    self.assertTrue(all(line.startswith(b"* ") for line in lines), rest)
+
     @time_limit(60)
     def test_sigterm_mid_conversation_every_server(self):
         """SIGTERM is a graceful stop like SIGINT, for every server: exit 0 within 2 s; what was
