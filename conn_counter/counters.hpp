@@ -13,7 +13,7 @@
 //     single order that every RMW reads the latest of. So N = accepted.fetch_add(1) + 1 gives
 //     each connection a different N, and the values handed out are 1, 2, 3, ... with no gap.
 //     The same holds for the C that each close gets from closed.fetch_add.
-//   - `active` never goes below zero: a session is started (posted to its strand) after its
+//   - `active` never goes below zero: a session is started (posted to its thread) after its
 //     increment, and a post orders what came before it, so the increment precedes the decrement
 //     in `active`'s modification order. The ordering comes from the hand-off, not the atomic.
 //   - The final counts are read after the runtime's threads were joined, and a join orders

@@ -4,7 +4,7 @@
 //
 //   socket --read--> reader --channel (one group of lines)--> writer --write--> socket
 //
-// Both coroutines run on the connection's strand, so they share the socket without locks (a
+// Both coroutines run on the connection's thread (its own io_context), so they share the socket without locks (a
 // read and a write may be outstanding at the same time, like tokio's two halves). The channel
 // is the backpressure: when the client stops reading, the writer's write waits, the channel
 // fills, the reader's send waits, the server stops reading, and TCP flow control stops the
