@@ -5,13 +5,16 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/base_sink.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <mutex>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <utility>
 
 namespace netlab {
 
@@ -33,78 +36,93 @@ bool reader_may_stall(int descriptor) {
 }
 
 // Whole lines to one descriptor, each in one write(2) when it fits in PIPE_BUF: the kernel does
-// not interleave the bytes of two such writes, so lines from different threads stay whole without
-// a lock. Before each write to a pipe or a socket, poll(2) asks whether there is room; when the
-// reader has left no room for `reader_grace_ms`, the line is dropped and the writer is *stalled*:
-// later lines are dropped without waiting, until a poll finds room again and one warning says how
-// many were lost. Simpler than production: poll and write are two system calls, so two threads
-// may both see the last room and the second wait in write(2) after all (rare with short lines:
-// a pipe packs them into its last page); a production logger hands its lines to a thread of its
-// own (spdlog's async logger) or owns a non-blocking descriptor.
+// not interleave the bytes of two such writes, so lines from different threads stay whole. A
+// regular file or a terminal is written to directly, without a lock. Before each write to a pipe
+// or a socket, poll(2) asks whether there is room; when the reader has left no room for
+// `reader_grace_ms`, the line is dropped and the writer is *stalled*: later lines are dropped
+// without waiting, until a poll finds room again and one warning says how many were lost.
+// Between the poll and the write, one lock for every such writer (stdout and stderr may be one
+// pipe, 2>&1): without it two threads could both see the last room and the second wait in
+// write(2) after all. With it, the room a poll saw is still there for the write that follows,
+// and a write of at most PIPE_BUF bytes fits in the room POLLOUT promises.
 class line_writer {
  public:
   line_writer(int descriptor, const char* name)
       : descriptor_(descriptor), name_(name), may_stall_(reader_may_stall(descriptor)) {}
 
-  // `line` ends with its '\n'. A line longer than PIPE_BUF may go in pieces, each after a poll;
+  // `line` ends with its '\n'. A line longer than PIPE_BUF goes in pieces, each after a poll;
   // one dropped halfway leaves the reader a cut line (only such long lines can be cut).
   void write(std::string_view line) {
-    while (!line.empty()) {
-      if (may_stall_ && !writable()) {
-        drop();
-        return;
+    if (!may_stall_) {
+      while (!line.empty() && write_some(line, line.size())) {
       }
-      const auto written = ::write(descriptor_, line.data(), line.size());
-      if (written < 0 && errno == EINTR) continue;
-      // Closed or broken (EPIPE once the reader has gone: run_program ignores SIGPIPE): nothing
-      // sensible is left to do with the line, and the program carries on without it.
-      if (written <= 0) return;
-      line.remove_prefix(static_cast<std::size_t>(written));
+      return;
     }
+    std::uint64_t lost = 0;  // lines dropped before this one found room again
+    {
+      std::lock_guard lock(room_lock());
+      while (!line.empty()) {
+        if (!room_for_a_write(lost)) {
+          ++dropped_;
+          stalled_ = true;
+          break;
+        }
+        if (!write_some(line, PIPE_BUF)) break;
+      }
+    }
+    // Through spdlog, so on stderr with a time stamp; after the lock, which that write takes too.
+    if (lost > 0) spdlog::warn("{} lines of {} dropped: nobody was reading it", lost, name_);
   }
 
  private:
-  bool writable() {
-    const bool stalled = stalled_.load();
+  static std::mutex& room_lock() {
+    static std::mutex lock;
+    return lock;
+  }
+
+  // Writes up to `most` bytes of `line` and drops them from it. False when nothing more can be
+  // written: closed or broken (EPIPE once the reader has gone: run_program ignores SIGPIPE), and
+  // the program carries on without the line.
+  bool write_some(std::string_view& line, std::size_t most) {
+    ssize_t written = 0;
+    do {
+      written = ::write(descriptor_, line.data(), std::min(line.size(), most));
+    } while (written < 0 && errno == EINTR);
+    if (written <= 0) return false;
+    line.remove_prefix(static_cast<std::size_t>(written));
+    return true;
+  }
+
+  // Called with room_lock() held. When room comes back after a stall, `lost` gets the count of
+  // lines dropped meanwhile.
+  bool room_for_a_write(std::uint64_t& lost) {
     pollfd room{descriptor_, POLLOUT, 0};
     int ready = 0;
     do {
       // Stalled: only look. The reader has already had its grace once; waiting again for every
       // line would slow the server to one line per reader_grace_ms.
-      ready = ::poll(&room, 1, stalled ? 0 : reader_grace_ms);
+      ready = ::poll(&room, 1, stalled_ ? 0 : reader_grace_ms);
     } while (ready < 0 && errno == EINTR);
     if (ready <= 0) return false;
     // Room, or an error (POLLERR: the reader has gone) that the write itself turns into EPIPE.
-    if (stalled) report_recovery();
+    if (stalled_) {
+      stalled_ = false;
+      lost = std::exchange(dropped_, 0);
+    }
     return true;
-  }
-
-  // The count first, the flag second: whoever clears the flag then finds this line counted.
-  // (Default, sequentially consistent atomics: they are touched only while a reader stalls.)
-  void drop() {
-    dropped_.fetch_add(1);
-    stalled_.store(true);
-  }
-
-  void report_recovery() {
-    if (!stalled_.exchange(false)) return;  // another thread is reporting it
-    const auto lost = dropped_.exchange(0);
-    // Through spdlog, so on stderr with a time stamp. When stderr itself was stalled, this goes
-    // back into the sink that is writing: safe, since no lock is held while writing.
-    if (lost > 0) spdlog::warn("{} lines of {} dropped: nobody was reading it", lost, name_);
   }
 
   int descriptor_;
   const char* name_;  // "stdout" or "stderr", for the warning
   bool may_stall_;    // a pipe or a socket: decided once, by fstat
-  std::atomic<bool> stalled_{false};  // set by a dropped line, cleared by the next poll with room
-  std::atomic<std::uint64_t> dropped_{0};  // lines dropped since the last warning
+  bool stalled_ = false;       // a line was dropped, and no poll has found room since (lock held)
+  std::uint64_t dropped_ = 0;  // lines dropped since the last warning (lock held)
 };
 
 // The program's output (and its own error lines): each line leaves at once (a reader of the pipe
-// sees each line when it happens), and without a lock. Why not spdlog's stdout_sink_mt: it holds a
-// mutex across fwrite and fflush, so two threads that print (conn_counter prints two lines per
-// connection) queue on it for the length of a system call; measured with `strace -f` under
+// sees each line when it happens), and without a lock to a file or a terminal. Why not spdlog's
+// stdout_sink_mt: it holds a mutex across fwrite and fflush, so two threads that print
+// (conn_counter prints two lines per connection) queue on it for the length of a system call; measured with `strace -f` under
 // `netbench conns`, that was a futex wait or wake for every connection.
 class line_per_write_sink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
  public:
