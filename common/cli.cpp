@@ -5,8 +5,11 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <csignal>
@@ -53,6 +56,21 @@ std::string check_idle_seconds(const std::string& text) {
   }
   return fmt::format("expected 0 (never) or seconds from {} to {}, got '{}'",
                      min_idle_timeout_seconds, max_idle_timeout_seconds, text);
+}
+
+// A program started with stdin, stdout or stderr closed (`echo_split >&-`) would hand that number
+// to the next descriptor it opens: an io_context's epoll or eventfd, or a client's socket, which
+// would then receive the program's output lines. /dev/null takes each closed one first.
+void keep_standard_descriptors_taken() {
+  for (const int descriptor : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+    if (::fcntl(descriptor, F_GETFD) != -1 || errno != EBADF) continue;
+    // The lowest free number: this one, since the ones below it are open by now.
+    const int null = ::open("/dev/null", descriptor == STDIN_FILENO ? O_RDONLY : O_WRONLY);
+    if (null != -1 && null != descriptor) {
+      ::dup2(null, descriptor);
+      ::close(null);
+    }
+  }
 }
 
 }  // namespace
@@ -140,6 +158,7 @@ void add_demo_flag(CLI::App& app, bool& demo, server_options& server) {
 
 int run_program(CLI::App& app, common_options& options, int argc, char** argv,
                 const std::function<int()>& body) {
+  keep_standard_descriptors_taken();
   // Whoever reads our stdout or stderr may go away (`conn_counter | head -1`). By default the
   // next write to that pipe raises SIGPIPE and kills the process, clients and all; ignored, the
   // write fails with EPIPE instead, the line is dropped (log.cpp), and the server keeps serving.

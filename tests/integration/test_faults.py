@@ -112,6 +112,14 @@ def tcp_queues(local, remote):
     return None
 
 
+def listening_on(port):
+    """Whether a TCP socket listens on 127.0.0.1:`port` (state 0A in /proc/net/tcp)."""
+    with open("/proc/net/tcp") as table:
+        next(table)
+        return any(row.split()[1] == "0100007F:%04X" % port and row.split()[3] == "0A"
+                   for row in table)
+
+
 def fill_until_stuck(client, chunk, quiet=1.0, limit=64 << 20, timeout=20.0):
     """Sends `chunk` over and over without reading until the socket has taken nothing for
     `quiet` seconds (or `limit` bytes went in); returns the bytes the kernel accepted."""
@@ -1045,6 +1053,48 @@ class FaultTest(ServerTestCase):
                     self.assertEqual(stderr.count("\n"), 1, stderr)
                     self.assertIn(shown, stderr)
                     self.assertRegex(stderr, r"(?i)cannot assign requested address")
+
+    @time_limit(60)
+    def test_started_with_stdout_closed_every_server_serves_and_writes_nothing_astray(self):
+        """`server >&-`: descriptor 1 would go to whatever the program opens first (its
+        reactor's eventfd, before /dev/null took it) and the output lines there. The server
+        serves, its descriptor 1 is /dev/null, and it stops with status 0."""
+        for label, name, extra in TCP_SERVERS + [("udp_pingpong serve", "udp_pingpong", ())]:
+            with self.subTest(server=label):
+                kind = socket.SOCK_DGRAM if name == "udp_pingpong" else socket.SOCK_STREAM
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    port = probe.getsockname()[1]
+                command = [binary(name)] + (["serve"] if name == "udp_pingpong" else [])
+                command += ["--port", str(port), *extra]
+                process = subprocess.Popen(["sh", "-c", 'exec "$0" "$@" >&-', *command],
+                                           stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                self.addCleanup(process.kill)
+                self.addCleanup(process.stderr.close)
+                if name == "udp_pingpong":
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                        client.settimeout(0.2)
+                        client.connect(("127.0.0.1", port))
+
+                        def answered():
+                            client.send(b"ping 1")
+                            try:
+                                return client.recv(100) == b"pong 1"
+                            except (TimeoutError, ConnectionRefusedError):
+                                return False
+                        self.assertTrue(wait_until(answered, 10))
+                else:
+                    self.assertTrue(wait_until(lambda: listening_on(port), 10))
+                    with connect(("127.0.0.1", port)) as client:
+                        if name == "chat":
+                            client.send(b"/who\n")
+                            self.assertTrue(client.recv_line().startswith(b"* connected: "))
+                        else:
+                            self.assertEqual(client.roundtrip(b"closed stdout\n"),
+                                             b"closed stdout\n")
+                self.assertEqual(os.readlink(f"/proc/{process.pid}/fd/1"), "/dev/null")
+                process.send_signal(signal.SIGINT)
+                self.assertEqual(process.wait(STOP_LIMIT + 3), 0, process.stderr.read())
 
     @time_limit(120)
     def test_bad_option_values_every_executable(self):
