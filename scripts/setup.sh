@@ -6,7 +6,8 @@ set -euo pipefail
 # Why these: a C++20 compiler, CMake >= 3.25 and Ninja for the presets; Boost 1.81 for Asio
 # coroutines and channels (the default libboost-dev is 1.74, too old, and conflicts with 1.81);
 # Boost.Test for the unit tests; spdlog (with fmt) for logging; CLI11 for the command line;
-# procps/iproute2 (ps, ss) and python3 are used by the integration tests.
+# python3, procps (kill) and util-linux (prlimit, taskset) are used by the tests, the
+# walkthroughs and the benchmarks.
 packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-test1.81-dev
