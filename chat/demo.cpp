@@ -5,8 +5,6 @@
 #include "common/spawn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <string>
@@ -15,44 +13,42 @@ namespace netlab::chat {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using asio::use_awaitable;
 
 namespace {
 
 // A scripted client: prints what it sends and every line it receives.
 class demo_client {
  public:
-  demo_client(std::string label, const asio::any_io_executor& executor)
+  demo_client(std::string label, const io_executor& executor)
       : label_(std::move(label)), socket_(executor) {}
 
-  asio::awaitable<void> connect(tcp::endpoint server, int receive_buffer = 0) {
+  task<> connect(tcp::endpoint server, int receive_buffer = 0) {
     if (receive_buffer > 0) {  // a small window, so that a client that stops reading is full fast
       socket_.open(server.protocol());
       socket_.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
     }
-    co_await socket_.async_connect(server, use_awaitable);
+    co_await socket_.async_connect(server, use_task);
     print("{:<6} connects from {}", label_, socket_.local_endpoint());
   }
 
-  asio::awaitable<void> send(std::string line) {
+  task<> send(std::string line) {
     print("{:<6} sends    {:?}", label_, line);
     line.push_back('\n');
-    co_await asio::async_write(socket_, asio::buffer(line), use_awaitable);
+    co_await asio::async_write(socket_, asio::buffer(line), use_task);
   }
 
   // Sends `bytes` without printing them (a flood). Not awaited by the demo: with the lesson's
   // design the server may stop reading this client for good.
-  static asio::awaitable<void> flood(demo_client& from, std::string bytes) {
-    co_await asio::async_write(from.socket_, asio::buffer(bytes),
-                               asio::as_tuple(use_awaitable));
+  static task<> flood(demo_client& from, std::string bytes) {
+    co_await asio::async_write(from.socket_, asio::buffer(bytes), asio::as_tuple(use_task));
   }
 
   // Counts the lines that arrive within `patience` and the one notice that matters here.
-  asio::awaitable<void> count_lines(std::chrono::milliseconds patience, std::string_view prefix,
-                                    int expected, std::string_view left_notice) {
+  task<> count_lines(std::chrono::milliseconds patience, std::string_view prefix, int expected,
+                     std::string_view left_notice) {
     int got = 0;
     bool saw_left = false;
-    asio::steady_timer deadline(socket_.get_executor(), patience);
+    steady_timer deadline(socket_.get_executor(), patience);
     deadline.async_wait([this](boost::system::error_code error) {
       if (!error) input_.end_input();  // stop waiting: whatever came, came
     });
@@ -68,7 +64,7 @@ class demo_client {
   }
 
   // Reads `count` lines, printing each.
-  asio::awaitable<void> receive(int count = 1) {
+  task<> receive(int count = 1) {
     for (int i = 0; i < count; ++i) {
       auto result = co_await input_.read_line(socket_);
       if (result.status == line_status::complete) {
@@ -83,7 +79,7 @@ class demo_client {
 
  private:
   std::string label_;
-  tcp::socket socket_;
+  tcp_socket socket_;
   line_reader input_{default_max_line};
 };
 
@@ -91,7 +87,7 @@ class demo_client {
 constexpr int flood_lines = 8000;
 constexpr std::size_t flood_width = 1000;
 
-asio::awaitable<void> play(runtime& rt, tcp::endpoint server) {
+task<> play(runtime& rt, tcp::endpoint server) {
   const auto executor = co_await asio::this_coro::executor;
   demo_client ann("ann", executor), bob("bob", executor), cy("cy", executor);
   co_await ann.connect(server);

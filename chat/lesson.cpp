@@ -12,9 +12,11 @@
 // reader then waits for the lock, stops reading, and the whole room stalls. The queued design
 // (queued.cpp) removes exactly this: the sender pushes into outboxes and never waits.
 //
-// Simplifications, on purpose: every lesson session runs on one strand (the room's), so the
-// list, the names and every socket are touched by one thread at a time, whatever --threads is.
-// That also serialises the room's work; the queued design is the one built to scale.
+// Simplifications, on purpose: every lesson session runs on the room's io_context, which one
+// thread runs (runtime.hpp), so the list, the names and every socket are touched by that thread
+// only, whatever --threads is. That also serialises the room's work; the queued design is the one
+// built to scale. (No strand is needed for that; and a coroutine on a strand could not be a
+// netlab task, whose executor type is the io_context's: common/executor.hpp.)
 #include "server.hpp"
 
 #include "common/idle.hpp"
@@ -23,11 +25,7 @@
 #include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
 
@@ -46,14 +44,13 @@ class lesson_session;
 
 class lesson_room {
  public:
-  using strand_type = asio::strand<asio::io_context::executor_type>;
   explicit lesson_room(asio::io_context& io)
-      : context_(io), strand_(asio::make_strand(io)), lock_(strand_, 1) {}
+      : context_(io), executor_(io.get_executor()), lock_(executor_, 1) {}
 
-  asio::io_context& context_;  // the runtime's; its thread runs strand_, and every session's I/O
-  strand_type strand_;  // every lesson session runs here
-  // The asynchronous lock: full = held. Only ever touched on strand_ (a plain channel suffices).
-  asio::experimental::channel<void(error_code)> lock_;
+  asio::io_context& context_;  // the runtime's; its one thread runs every session and its I/O
+  io_executor executor_;       // context_'s: every lesson session runs here
+  // The asynchronous lock: full = held. Used on the room's thread only (a plain channel suffices).
+  channel<void(error_code)> lock_;
   // The list of writers; changed, and written to, only while holding lock_.
   std::vector<std::shared_ptr<lesson_session>> writers_;
 };
@@ -72,19 +69,19 @@ class held_lock {
   lesson_room& room_;
 };
 
-asio::awaitable<void> acquire(lesson_room& r) {
-  co_await r.lock_.async_send(error_code{}, asio::as_tuple(asio::use_awaitable));
+task<> acquire(lesson_room& r) {
+  co_await r.lock_.async_send(error_code{}, asio::as_tuple(use_task));
 }
 
 }  // namespace
 
 class lesson_session : public std::enable_shared_from_this<lesson_session> {
  public:
-  lesson_session(tcp::socket socket, const tcp::endpoint& peer,
+  lesson_session(tcp_socket socket, const tcp::endpoint& peer,
                  std::shared_ptr<lesson_room> chat_room, const options& opts)
       : socket_(std::move(socket)), peer_(peer), name_(fmt::format("{}", peer)),
         room_(std::move(chat_room)), input_(opts.max_line),
-        max_line_(opts.max_line), idle_(room_->strand_, opts.idle_timeout) {
+        max_line_(opts.max_line), idle_(room_->executor_, opts.idle_timeout) {
     input_.report_activity_to(idle_);
     idle_.watch_sending_on(socket_);
   }
@@ -92,15 +89,15 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   void start(shutdown_coordinator& shutdown) {
     membership_ = shutdown.join([weak = weak_from_this()] {
       if (auto self = weak.lock()) {
-        asio::post(self->room_->strand_, [self] { self->stop_for_shutdown(); });
+        asio::post(self->room_->executor_, [self] { self->stop_for_shutdown(); });
       }
     });
-    spawn(room_->strand_, run(shared_from_this()),
+    spawn(room_->executor_, run(shared_from_this()),
           [peer = peer_] { return fmt::format("chat {}", peer); });
   }
 
  private:
-  static asio::awaitable<void> run(std::shared_ptr<lesson_session> self) {
+  static task<> run(std::shared_ptr<lesson_session> self) {
     const off_the_list_at_exit leave_for_sure(*self);
     spdlog::debug("{} connected", self->peer_);
     co_await self->idle_.run(self->reader(), [session = self.get()] { session->close_idle(); });
@@ -116,7 +113,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   // off the list on its way out; but a forced stop (a second Ctrl-C, the shutdown's time limit)
   // destroys the coroutines without running the rest of reader(), and the cycle would keep every
   // session, its buffers and the room alive for ever. This guard in run()'s frame breaks it
-  // however run() ends. (No lock needed: it runs on the strand, or once nothing runs at all.)
+  // however run() ends. (No lock needed: it runs on the room's thread, or once nothing runs.)
   struct off_the_list_at_exit {
     lesson_session& session;
     ~off_the_list_at_exit() {
@@ -124,7 +121,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
     }
   };
 
-  asio::awaitable<void> reader() {
+  task<> reader() {
     {
       co_await acquire(*room_);
       held_lock lock(*room_);
@@ -163,7 +160,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   }
 
   // Takes the lock for the whole of each command, as the lesson does.
-  asio::awaitable<bool> handle(std::string line) {
+  task<bool> handle(std::string line) {
     const auto cmd = parse_line(line);
     if (cmd.kind == command_kind::quit) {
       stopped_early_ = true;
@@ -208,13 +205,13 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
 
   // THE STALL: with the lock held, one write after another; a client that does not read makes
   // its write, and so this loop and the lock, wait for as long as it does not read.
-  asio::awaitable<void> write_to_others(message m) {
+  task<> write_to_others(message m) {
     for (const auto& w : std::vector(room_->writers_)) {
       if (w.get() != this) co_await write_to(*w, m);
     }
   }
 
-  static asio::awaitable<void> write_to(lesson_session& target, message m) {
+  static task<> write_to(lesson_session& target, message m) {
     if (target.gone_) co_return;
     ++target.writes_pending_;
     target.outgoing_.assign(1, asio::buffer(*m));
@@ -263,7 +260,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
     });
   }
 
-  tcp::socket socket_;  // used only from the room's strand
+  tcp_socket socket_;  // used only on the room's thread
   tcp::endpoint peer_;  // as accept() reported it
   std::string name_;    // read by others under the lock (/who, uniqueness)
   std::shared_ptr<lesson_room> room_;
@@ -276,7 +273,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   std::vector<asio::const_buffer> outgoing_;  // write_to's buffer list, reused (one write at a time)
   bool idle_closed_ = false;    // the idle watchdog stopped the reader
   idle_watch idle_;             // --idle-timeout's watchdog; told by input_ and write_to
-  asio::steady_timer shutdown_timer_{room_->strand_};  // stop_for_shutdown's
+  steady_timer shutdown_timer_{room_->executor_};  // stop_for_shutdown's
   shutdown_coordinator::membership membership_;
 };
 
@@ -286,16 +283,16 @@ std::shared_ptr<lesson_room> make_lesson_room(asio::io_context& io) {
 
 namespace {
 
-// Every lesson session runs on the room's strand, so its socket moves to the room's io_context:
-// its I/O then completes on the thread that runs the strand, instead of hopping between threads
-// on every operation (the lesson's design serializes everything on its lock anyway).
-tcp::socket on_room_thread(tcp::socket socket, asio::io_context& room_context) {
+// Every lesson session runs on the room's io_context, so its socket moves there too: its I/O then
+// completes on the thread that runs the sessions, instead of hopping between threads on every
+// operation (the lesson's design serializes everything on its lock anyway).
+tcp_socket on_room_thread(tcp_socket socket, asio::io_context& room_context) {
   error_code error;
   const auto protocol = socket.local_endpoint(error).protocol();
   if (error) return socket;  // already reset: the session will find out on its first read
   const auto descriptor = socket.release(error);
   if (error) return socket;
-  tcp::socket moved(room_context);
+  tcp_socket moved(room_context);
   moved.assign(protocol, descriptor, error);
   if (error) {
     spdlog::warn("cannot move a connection to the room's thread: {}", error.message());
@@ -306,7 +303,7 @@ tcp::socket on_room_thread(tcp::socket socket, asio::io_context& room_context) {
 
 }  // namespace
 
-void start_lesson_session(tcp::socket socket, const tcp::endpoint& peer,
+void start_lesson_session(tcp_socket socket, const tcp::endpoint& peer,
                           std::shared_ptr<lesson_room> chat_room, const options& opts,
                           shutdown_coordinator& shutdown) {
   auto& room_context = chat_room->context_;

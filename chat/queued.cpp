@@ -17,8 +17,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
@@ -38,7 +36,7 @@ namespace {
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, const tcp::endpoint& peer, std::shared_ptr<room> chat_room,
+  session(tcp_socket socket, const tcp::endpoint& peer, std::shared_ptr<room> chat_room,
           const options& opts)
       : socket_(std::move(socket)), peer_(peer), name_(fmt::format("{}", peer)),
         room_(std::move(chat_room)), input_(opts.max_line),
@@ -68,7 +66,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
  private:
-  static asio::awaitable<void> run(std::shared_ptr<session> self) {
+  static task<> run(std::shared_ptr<session> self) {
     using namespace asio::experimental::awaitable_operators;
     spdlog::debug("{} connected", self->peer_);
     co_await self->idle_.run(self->reader() && self->writer(), [session = self.get()] {
@@ -82,7 +80,7 @@ class session : public std::enable_shared_from_this<session> {
 
   // Reads lines and acts on them; on its way out, leaves the room and ends the outbox, so the
   // writer writes what is queued and stops.
-  asio::awaitable<void> reader() {
+  task<> reader() {
     if (!room_->join(name_, outbox_)) {
       // Only possible if two connections shared an address: refuse rather than mix them up.
       outbox_->push(error_line(name_taken_reply(name_)));
@@ -103,7 +101,7 @@ class session : public std::enable_shared_from_this<session> {
         if (more && input_.buffered() > 0 && ++lines_since_yield_ == lines_per_turn_) {
           lines_since_yield_ = 0;
           send_group();
-          co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+          co_await asio::post(socket_.get_executor(), use_task);
         }
         continue;
       }
@@ -155,12 +153,12 @@ class session : public std::enable_shared_from_this<session> {
   // others for long. The shutdown and the others' stops end the pause at the next check.
   static constexpr std::chrono::microseconds writer_poll{200};
   static constexpr std::chrono::milliseconds writer_patience{250};
-  asio::awaitable<void> wait_for_writers_behind() {
+  task<> wait_for_writers_behind() {
     const auto give_up = std::chrono::steady_clock::now() + writer_patience;
     for (const auto& box : behind_) {
       while (box->writer_behind() && !stopped_early_ && std::chrono::steady_clock::now() < give_up) {
         pause_.expires_after(writer_poll);
-        co_await pause_.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await pause_.async_wait(asio::as_tuple(use_task));
       }
     }
     behind_.clear();
@@ -223,7 +221,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   // Takes everything queued and writes it with one gathered write, until the outbox ends.
-  asio::awaitable<void> writer() {
+  task<> writer() {
     std::vector<message> batch;
     std::vector<asio::const_buffer> buffers;
     for (;;) {
@@ -241,7 +239,7 @@ class session : public std::enable_shared_from_this<session> {
         // Let the readers that are running now finish their batch before this writer takes:
         // one write then carries many lines (a system call costs more than a line's work).
         // Not with --outbox 1: a reader's turn is one line, and a second one would not fit.
-        if (outbox_limit_ > 1) co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+        if (outbox_limit_ > 1) co_await asio::post(socket_.get_executor(), use_task);
         continue;
       }
       buffers.clear();
@@ -282,7 +280,7 @@ class session : public std::enable_shared_from_this<session> {
   // short (if any) and the last line a short grace, then close both directions. Never a notice
   // glued to half a line: the client either gets the whole line and then the notice, or an
   // unterminated line at the end of the stream, which no reader takes for a complete one.
-  asio::awaitable<void> say_too_slow(asio::const_buffer rest_of_line) {
+  task<> say_too_slow(asio::const_buffer rest_of_line) {
     using namespace asio::experimental::awaitable_operators;
     spdlog::info("{} ({}) is more than {} lines behind: disconnecting", name_, peer_,
                  outbox_limit_);
@@ -290,10 +288,9 @@ class session : public std::enable_shared_from_this<session> {
     stop_reading();
     const auto last = error_line(too_slow_reply);
     const std::array goodbye{rest_of_line, asio::buffer(*last)};
-    asio::steady_timer grace(socket_.get_executor(), too_slow_grace);
-    co_await (
-        asio::async_write(socket_, goodbye, asio::as_tuple(asio::use_awaitable)) ||
-        grace.async_wait(asio::as_tuple(asio::use_awaitable)));
+    steady_timer grace(socket_.get_executor(), too_slow_grace);
+    co_await (asio::async_write(socket_, goodbye, asio::as_tuple(use_task)) ||
+              grace.async_wait(asio::as_tuple(use_task)));
     error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
   }
@@ -344,7 +341,7 @@ class session : public std::enable_shared_from_this<session> {
     input_.end_input();
   }
 
-  tcp::socket socket_;           // shared by reader and writer, on this session's thread
+  tcp_socket socket_;            // shared by reader and writer, on this session's thread
   tcp::endpoint peer_;           // for log lines and the default name, as accept() reported it
   std::string name_;             // the reader's copy of our name in the room
   std::shared_ptr<room> room_;   // shared by every session; outlives them all
@@ -356,20 +353,20 @@ class session : public std::enable_shared_from_this<session> {
   std::string group_;            // chat lines read but not yet sent to the room (add_to_group)
   std::size_t group_lines_ = 0;  // how many lines group_ holds
   std::vector<std::shared_ptr<outbox>> behind_;  // recipients whose writer is behind
-  asio::steady_timer pause_{socket_.get_executor()};  // wait_for_writers_behind's
+  steady_timer pause_{socket_.get_executor()};  // wait_for_writers_behind's
   bool stopped_early_ = false;   // reading stopped before the client's EOF: close with a linger
   bool server_stopping_ = false;  // the server's shutdown stopped the reader
   bool too_slow_ = false;        // the outbox overflowed: we are dropping this client
   bool writing_ = false;         // the writer's write is in progress
   bool idle_closed_ = false;     // the idle watchdog stopped the reader
   idle_watch idle_;              // --idle-timeout's watchdog; told by input_ and the writer
-  asio::steady_timer shutdown_timer_{socket_.get_executor()};  // stop_for_shutdown's
+  steady_timer shutdown_timer_{socket_.get_executor()};  // stop_for_shutdown's
   shutdown_coordinator::membership membership_;  // leaves when the session is destroyed
 };
 
 }  // namespace
 
-void start_queued_session(tcp::socket socket, const tcp::endpoint& peer,
+void start_queued_session(tcp_socket socket, const tcp::endpoint& peer,
                           std::shared_ptr<room> chat_room, const options& opts,
                           shutdown_coordinator& shutdown) {
   std::make_shared<session>(std::move(socket), peer, std::move(chat_room), opts)->start(shutdown);

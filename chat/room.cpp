@@ -1,15 +1,13 @@
 #include "room.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 namespace netlab::chat {
 
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-outbox::outbox(const asio::any_io_executor& executor, std::size_t limit,
-               std::function<void()> on_overflow)
+outbox::outbox(const io_executor& executor, std::size_t limit, std::function<void()> on_overflow)
     : limit_(limit), on_overflow_(std::move(on_overflow)), doorbell_(executor, 1) {}
 
 bool outbox::push(message m, std::size_t lines) {
@@ -52,8 +50,8 @@ outbox::state outbox::take(std::vector<message>& batch) {
   return {closed_, overflowed_};
 }
 
-asio::awaitable<void> outbox::wait() {
-  co_await doorbell_.async_receive(asio::as_tuple(asio::use_awaitable));
+task<> outbox::wait() {
+  co_await doorbell_.async_receive(asio::as_tuple(use_task));
 }
 
 void outbox::close() {

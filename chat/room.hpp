@@ -8,8 +8,7 @@
 
 #include "protocol.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/experimental/concurrent_channel.hpp>
+#include "common/executor.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -40,8 +39,7 @@ class outbox {
   // `on_overflow` runs once, on the pushing thread, when a push finds the outbox full: it must
   // not block (post to the client's executor). Called without any outbox lock held, but possibly
   // with the room's lock held.
-  outbox(const boost::asio::any_io_executor& executor, std::size_t limit,
-         std::function<void()> on_overflow);
+  outbox(const io_executor& executor, std::size_t limit, std::function<void()> on_overflow);
 
   // Queues `m`, which holds `lines` lines, unless the outbox is closed or overflowed; never waits.
   // False when dropped. The limit counts lines, whether they come one per message or grouped.
@@ -66,7 +64,7 @@ class outbox {
   state take(std::vector<message>& batch);
 
   // Waits until something was pushed, the outbox closed or overflowed (may wake spuriously).
-  boost::asio::awaitable<void> wait();
+  task<> wait();
 
   // End of stream: pushes are refused from now on; the writer writes what is queued, then stops.
   void close();
@@ -85,7 +83,7 @@ class outbox {
   // The writer's doorbell. Capacity 1: a ring while one is pending changes nothing (try_send
   // fails, harmlessly), so pushers never wait. A concurrent_channel, because pushers run on
   // other threads. It is never cancelled or closed (Boost 1.81: try_send fails after cancel).
-  boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> doorbell_;
+  concurrent_channel<void(boost::system::error_code)> doorbell_;
 };
 
 // Who is connected: name -> outbox. Every notice and chat line goes through here.

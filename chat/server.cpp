@@ -4,7 +4,7 @@
 
 namespace netlab::chat {
 
-void start_server(runtime& rt, boost::asio::ip::tcp::acceptor acceptor, const options& opts) {
+void start_server(runtime& rt, tcp_acceptor acceptor, const options& opts) {
   if (opts.design == design::queued) {
     auto chat_room = std::make_shared<room>();
     start_accepting(rt, std::move(acceptor), [&rt, opts, chat_room](auto socket, const auto& peer) {

@@ -12,6 +12,7 @@
 
 #include "room.hpp"
 
+#include "common/executor.hpp"
 #include "common/line_reader.hpp"
 #include "common/runtime.hpp"
 
@@ -40,17 +41,15 @@ inline constexpr std::chrono::milliseconds shutdown_write_grace{300};
 inline constexpr std::chrono::milliseconds too_slow_grace{200};
 
 // Accepts on `acceptor` until the runtime stops, running each client with `design`.
-void start_server(runtime& rt, boost::asio::ip::tcp::acceptor acceptor, const options& opts);
+void start_server(runtime& rt, tcp_acceptor acceptor, const options& opts);
 
 // The two designs' sessions (queued.cpp, lesson.cpp).
-void start_queued_session(boost::asio::ip::tcp::socket socket,
-                          const boost::asio::ip::tcp::endpoint& peer,
+void start_queued_session(tcp_socket socket, const boost::asio::ip::tcp::endpoint& peer,
                           std::shared_ptr<room> chat_room, const options& opts,
                           shutdown_coordinator& shutdown);
 class lesson_room;
 std::shared_ptr<lesson_room> make_lesson_room(boost::asio::io_context& io);
-void start_lesson_session(boost::asio::ip::tcp::socket socket,
-                          const boost::asio::ip::tcp::endpoint& peer,
+void start_lesson_session(tcp_socket socket, const boost::asio::ip::tcp::endpoint& peer,
                           std::shared_ptr<lesson_room> chat_room, const options& opts,
                           shutdown_coordinator& shutdown);
 

@@ -4,7 +4,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
 #include <variant>
@@ -17,7 +16,7 @@ namespace {
 
 // `a || b` waits for the first branch that *succeeds*: a session that threw would leave `||`
 // waiting for the watch, which never ends. So the session's exception becomes its result.
-asio::awaitable<std::exception_ptr> catching(asio::awaitable<void> session) {
+task<std::exception_ptr> catching(task<> session) {
   try {
     co_await std::move(session);
   } catch (...) {
@@ -28,11 +27,10 @@ asio::awaitable<std::exception_ptr> catching(asio::awaitable<void> session) {
 
 }  // namespace
 
-idle_watch::idle_watch(const asio::any_io_executor& executor, clock::duration limit)
+idle_watch::idle_watch(const io_executor& executor, clock::duration limit)
     : limit_(limit), timer_(executor) {}
 
-asio::awaitable<void> idle_watch::run(asio::awaitable<void> session,
-                                      std::function<void()> on_idle) {
+task<> idle_watch::run(task<> session, std::function<void()> on_idle) {
   using namespace asio::experimental::awaitable_operators;
   if (!enabled()) {
     co_await std::move(session);
@@ -49,11 +47,11 @@ int idle_watch::bytes_held_by_kernel() const {
   return sending_ == nullptr ? -1 : bytes_not_yet_acknowledged(*sending_);
 }
 
-asio::awaitable<void> idle_watch::watch(std::function<void()> on_idle) {
+task<> idle_watch::watch(std::function<void()> on_idle) {
   // Sleep until the limit after the last activity; if there was activity meanwhile, sleep again.
   for (;;) {
     timer_.expires_at(last_activity_ + limit_);
-    auto [error] = co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto [error] = co_await timer_.async_wait(asio::as_tuple(use_task));
     if (error) co_return;  // the session ended
     if (clock::now() < last_activity_ + limit_) continue;  // there was activity meanwhile
     // Nothing read, no write completed. Idle, unless bytes are on their way out and their count
@@ -66,7 +64,7 @@ asio::awaitable<void> idle_watch::watch(std::function<void()> on_idle) {
   }
   on_idle();
   timer_.expires_at(clock::time_point::max());
-  co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));  // until the session ends
+  co_await timer_.async_wait(asio::as_tuple(use_task));  // until the session ends
 }
 
 }  // namespace netlab

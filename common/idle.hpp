@@ -14,10 +14,7 @@
 // (Asio's cpp20/coroutines/timeout.cpp example uses the same pattern.)
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include "executor.hpp"
 
 #include <chrono>
 #include <functional>
@@ -29,7 +26,7 @@ class idle_watch {
   using clock = std::chrono::steady_clock;
 
   // `limit` zero: the watch is off, activity() costs a test and watch() is never needed.
-  idle_watch(const boost::asio::any_io_executor& executor, clock::duration limit);
+  idle_watch(const io_executor& executor, clock::duration limit);
 
   bool enabled() const { return limit_ != clock::duration::zero(); }
   clock::duration limit() const { return limit_; }
@@ -44,22 +41,21 @@ class idle_watch {
   // has gone. So before calling a connection idle, the watch asks the kernel how many bytes it
   // still holds for `socket` (sent but not acknowledged, or not sent yet): if that count moved
   // during the period, the client is taking them, and the connection is not idle.
-  void watch_sending_on(boost::asio::ip::tcp::socket& socket) { sending_ = &socket; }
+  void watch_sending_on(tcp_socket& socket) { sending_ = &socket; }
 
   // Runs `session` to its end; meanwhile, if the connection stays idle for the limit, calls
   // `on_idle` once, which should make the session end (stop reading, cancel a stuck write).
   // With the watch off, just runs `session`.
-  boost::asio::awaitable<void> run(boost::asio::awaitable<void> session,
-                                   std::function<void()> on_idle);
+  task<> run(task<> session, std::function<void()> on_idle);
 
  private:
-  boost::asio::awaitable<void> watch(std::function<void()> on_idle);
+  task<> watch(std::function<void()> on_idle);
   int bytes_held_by_kernel() const;  // -1 when unknown (no socket, or closed)
 
   clock::duration limit_;
   clock::time_point last_activity_ = clock::now();
-  boost::asio::steady_timer timer_;  // the watchdog's; cancelled when the session ends
-  boost::asio::ip::tcp::socket* sending_ = nullptr;  // see watch_sending_on()
+  steady_timer timer_;  // the watchdog's; cancelled when the session ends
+  tcp_socket* sending_ = nullptr;  // see watch_sending_on()
   int held_at_last_look_ = -1;  // bytes_held_by_kernel() when the watch last found no activity
 };
 

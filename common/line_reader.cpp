@@ -8,8 +8,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -102,13 +100,13 @@ std::string line_reader::take_rest() {
   return rest;
 }
 
-asio::awaitable<line_result> line_reader::read_line(asio::ip::tcp::socket& socket) {
+task<line_result> line_reader::read_line(tcp_socket& socket) {
   auto result = co_await read_until_line(socket);
   if (result.status == line_status::complete) result.text = *take_line();
   co_return result;
 }
 
-asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket& socket) {
+task<line_result> line_reader::read_until_line(tcp_socket& socket) {
   for (;;) {
     if (end_ > begin_) {
       if (has_line()) co_return line_result{line_status::complete, {}, {}};
@@ -124,8 +122,8 @@ asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket&
     if (!storage_ && !trace::enabled()) {
       // An idle connection costs no buffer: wait until bytes (or the end) arrive, then allocate.
       auto [wait_error] = co_await socket.async_wait(
-          asio::ip::tcp::socket::wait_read,
-          asio::bind_cancellation_slot(stop_reading_.slot(), asio::as_tuple(asio::use_awaitable)));
+          tcp_socket::wait_read,
+          asio::bind_cancellation_slot(stop_reading_.slot(), asio::as_tuple(use_task)));
       if (wait_error == asio::error::operation_aborted && input_ended_) continue;  // end_input()
       if (wait_error) co_return line_result{line_status::failed, {}, wait_error};
     }
@@ -137,8 +135,7 @@ asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket&
       std::tie(error, bytes_read) = co_await trace::read_some(socket, space, stop_reading_.slot());
     } else {
       std::tie(error, bytes_read) = co_await socket.async_read_some(
-          space, asio::bind_cancellation_slot(stop_reading_.slot(),
-                                              asio::as_tuple(asio::use_awaitable)));
+          space, asio::bind_cancellation_slot(stop_reading_.slot(), asio::as_tuple(use_task)));
     }
     commit(bytes_read);
     if (bytes_read > 0 && activity_ != nullptr) activity_->activity();
@@ -154,11 +151,10 @@ asio::awaitable<line_result> line_reader::read_until_line(asio::ip::tcp::socket&
 
 namespace {
 
-asio::awaitable<void> read_until_closed(asio::ip::tcp::socket& socket) {
+task<> read_until_closed(tcp_socket& socket) {
   char sink[4096];
   for (;;) {
-    auto [error, n] = co_await socket.async_read_some(asio::buffer(sink),
-                                                      asio::as_tuple(asio::use_awaitable));
+    auto [error, n] = co_await socket.async_read_some(asio::buffer(sink), asio::as_tuple(use_task));
     if (error) co_return;  // EOF: the client has read our last line and closed
   }
 }
@@ -167,12 +163,12 @@ asio::awaitable<void> read_until_closed(asio::ip::tcp::socket& socket) {
 // socket can no longer say). That acknowledgement brings no byte, so no wait on the socket ends
 // when it comes: look at once, then after 1, 2, 4 ... up to 64 ms (an idle client's kernel may
 // delay its ACK by some tens of ms), a few looks in a whole linger.
-asio::awaitable<void> wait_until_delivered(asio::ip::tcp::socket& socket) {
-  asio::steady_timer next_look(socket.get_executor());
+task<> wait_until_delivered(tcp_socket& socket) {
+  steady_timer next_look(socket.get_executor());
   std::chrono::milliseconds interval{1};
   while (bytes_not_yet_acknowledged(socket) > 0) {
     next_look.expires_after(interval);
-    auto [error] = co_await next_look.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto [error] = co_await next_look.async_wait(asio::as_tuple(use_task));
     if (error) co_return;
     interval = std::min(interval * 2, std::chrono::milliseconds{64});
   }
@@ -180,14 +176,13 @@ asio::awaitable<void> wait_until_delivered(asio::ip::tcp::socket& socket) {
 
 }  // namespace
 
-asio::awaitable<void> discard_input(asio::ip::tcp::socket& socket,
-                                    std::chrono::milliseconds limit) {
+task<> discard_input(tcp_socket& socket, std::chrono::milliseconds limit) {
   using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer timer(socket.get_executor(), limit);
+  steady_timer timer(socket.get_executor(), limit);
   // Whichever ends first cancels the others: the client's close, its having everything, or the
   // time limit.
   co_await (read_until_closed(socket) || wait_until_delivered(socket) ||
-            timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+            timer.async_wait(asio::as_tuple(use_task)));
 }
 
 }  // namespace netlab

@@ -6,9 +6,9 @@
 // hands out every complete line in it before reading again; a line costs one allocation, its own.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
+#include "executor.hpp"
+
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -48,12 +48,12 @@ class line_reader {
   // A line may hold at most `max_line` bytes before its '\n'.
   explicit line_reader(std::size_t max_line);
 
-  boost::asio::awaitable<line_result> read_line(boost::asio::ip::tcp::socket& socket);
+  task<line_result> read_line(tcp_socket& socket);
 
   // Reads until a complete line is buffered, and takes nothing: `complete` means take_line,
   // take_line_view or take_lines hands it out (with the lines that came with it). Every other
   // status is read_line's. For a reader that takes the lines of a read as a whole.
-  boost::asio::awaitable<line_result> read_until_line(boost::asio::ip::tcp::socket& socket);
+  task<line_result> read_until_line(tcp_socket& socket);
 
   // Reads nothing more from the socket (a pending read is cancelled): the complete lines already
   // buffered are still handed out, then end_of_input. An unfinished line is not a line yet: it
@@ -109,7 +109,6 @@ inline constexpr std::chrono::milliseconds close_linger{1000};
 // away what it still holds for the client: the last replies, the refusal line. This "lingering
 // close" avoids that; it ends within milliseconds for a client that has everything (an idle
 // one), once its kernel has acknowledged our FIN.
-boost::asio::awaitable<void> discard_input(boost::asio::ip::tcp::socket& socket,
-                                           std::chrono::milliseconds limit);
+task<> discard_input(tcp_socket& socket, std::chrono::milliseconds limit);
 
 }  // namespace netlab

@@ -7,7 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <sys/resource.h>
 
@@ -19,11 +18,11 @@ namespace netlab {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-tcp::acceptor open_listener(asio::io_context& io, const std::string& bind, std::uint16_t port) {
+tcp_acceptor open_listener(asio::io_context& io, const std::string& bind, std::uint16_t port) {
   const tcp::endpoint wanted(asio::ip::make_address(bind), port);
   // The io_context's own executor, no strand: one thread runs each io_context (runtime.hpp), so
   // the loop and whatever is posted to it (a slot given back, the stop) never run at once.
-  tcp::acceptor acceptor(io.get_executor());
+  tcp_acceptor acceptor(io.get_executor());
   boost::system::error_code error;
   acceptor.open(wanted.protocol(), error);
   // SO_REUSEADDR: a restarted server can bind while old connections sit in TIME_WAIT.
@@ -47,13 +46,13 @@ namespace detail {
 // What the accept loop owns. Shared with the stop callback, which may run after the loop ended,
 // and with every connection_slot, which a session may give back after the loop ended.
 struct accept_state {
-  accept_state(tcp::acceptor a, std::size_t max)
+  accept_state(tcp_acceptor a, std::size_t max)
       : acceptor(std::move(a)), pause(acceptor.get_executor()), max_connections(max) {}
 
-  tcp::acceptor acceptor;
+  tcp_acceptor acceptor;
   // The loop's waits: the back-off when descriptors run out, and the wait at the cap. Cancelling
   // it wakes the loop early; the stop callback does, and so does a slot given back.
-  asio::steady_timer pause;
+  steady_timer pause;
 
   const std::size_t max_connections;
   // Slots are given back by sessions on any thread, so the count has a mutex; a critical section
@@ -128,7 +127,7 @@ bool out_of_resources(const boost::system::error_code& error) {
 
 // The loop holds the listener's membership in the shutdown: it leaves when the loop ends, not
 // when the state does (slots keep the state alive until the last session has ended).
-asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& rt,
+task<> accept_loop(std::shared_ptr<accept_state> state, runtime& rt,
                                   std::function<void(accepted_connection)> make_session,
                                   shutdown_coordinator::membership) {
   bool exhausted = false;     // out of descriptors now
@@ -149,20 +148,20 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& 
           spdlog::debug("at the cap of {} connections", state->max_connections);
         }
         // Waits for a give-back (or the stop); no timer runs, so a server at its cap is idle.
-        state->pause.expires_at(asio::steady_timer::time_point::max());
-        co_await state->pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        state->pause.expires_at(steady_timer::time_point::max());
+        co_await state->pause.async_wait(asio::as_tuple(use_task));
         continue;
       }
     }
     tcp::endpoint peer;
     // The connection lives on the next thread's io_context, from accept to close.
-    tcp::socket socket(rt.next_context());
+    tcp_socket socket(rt.next_context());
     boost::system::error_code error;
     if (trace::enabled()) {
       error = co_await trace::accept(state->acceptor, socket, peer);
     } else {
-      std::tie(error) = co_await state->acceptor.async_accept(socket, peer,
-                                                              asio::as_tuple(asio::use_awaitable));
+      std::tie(error) =
+          co_await state->acceptor.async_accept(socket, peer, asio::as_tuple(use_task));
     }
     if (!error) {
       if (exhausted) {
@@ -196,14 +195,14 @@ asio::awaitable<void> accept_loop(std::shared_ptr<accept_state> state, runtime& 
     // Never spin: the failed connection is still in the backlog, so retrying at once would fail
     // at once. Wait, then try again (the stop callback cancels this wait, a closing session too).
     state->pause.expires_after(accept_retry_delay);
-    co_await state->pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await state->pause.async_wait(asio::as_tuple(use_task));
   }
   spdlog::debug("no longer accepting");
 }
 
 }  // namespace
 
-void start_accepting(runtime& rt, tcp::acceptor acceptor, std::size_t max_connections,
+void start_accepting(runtime& rt, tcp_acceptor acceptor, std::size_t max_connections,
                      std::function<void(accepted_connection)> make_session) {
   auto state = std::make_shared<accept_state>(std::move(acceptor), max_connections);
   const auto executor = state->acceptor.get_executor();
@@ -225,7 +224,7 @@ void start_accepting(runtime& rt, tcp::acceptor acceptor, std::size_t max_connec
         "accept loop");
 }
 
-void start_accepting(runtime& rt, tcp::acceptor acceptor, session_factory make_session) {
+void start_accepting(runtime& rt, tcp_acceptor acceptor, session_factory make_session) {
   // No cap: the slot is dropped at once, which only keeps a count nobody checks.
   start_accepting(rt, std::move(acceptor), no_connection_cap,
                   [make_session = std::move(make_session)](accepted_connection connection) {

@@ -1,9 +1,8 @@
 // Listening: bind, announce, accept until shutdown, survive running out of descriptors.
 #pragma once
 
+#include "executor.hpp"
 #include "runtime.hpp"
-
-#include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -24,20 +23,19 @@ inline constexpr std::chrono::seconds exhaustion_report_interval{10};
 // Binds `bind:port` on `io` (which one thread runs: see runtime.hpp), listens, and prints
 // `listening on ADDR:PORT` (the real port when `port` is 0). Throws startup_error naming the
 // address and the reason.
-boost::asio::ip::tcp::acceptor open_listener(boost::asio::io_context& io, const std::string& bind,
-                                             std::uint16_t port);
+tcp_acceptor open_listener(boost::asio::io_context& io, const std::string& bind,
+                           std::uint16_t port);
 
 // Called once per accepted connection, on no particular thread; the socket runs on one thread's
 // io_context (its handlers never run in parallel), with TCP_NODELAY already set. The peer is the
 // address accept() reported: a session asking the socket later gets an error once the client has
 // reset (ENOTCONN), so the accepted address is the one to name the client by.
 using session_factory =
-    std::function<void(boost::asio::ip::tcp::socket, const boost::asio::ip::tcp::endpoint& peer)>;
+    std::function<void(tcp_socket, const boost::asio::ip::tcp::endpoint& peer)>;
 
 // Starts the accept loop as a member of the runtime's shutdown: a stop request closes the
 // acceptor, and the loop ends.
-void start_accepting(runtime& rt, boost::asio::ip::tcp::acceptor acceptor,
-                     session_factory make_session);
+void start_accepting(runtime& rt, tcp_acceptor acceptor, session_factory make_session);
 
 // ---- With a connection cap (--max-connections) ----------------------------------------------
 
@@ -66,7 +64,7 @@ class connection_slot {
 };
 
 struct accepted_connection {
-  boost::asio::ip::tcp::socket socket;  // on one thread's io_context, TCP_NODELAY set
+  tcp_socket socket;                    // on one thread's io_context, TCP_NODELAY set
   boost::asio::ip::tcp::endpoint peer;  // as accept() reported it: known even after a reset
   connection_slot slot;                 // keep it for as long as the socket is open
 };
@@ -88,8 +86,7 @@ std::size_t descriptor_connection_limit(unsigned threads);
 // Like start_accepting above, but at most `max_connections` connections are open at once: at
 // the cap the loop stops accepting (new connections wait in the kernel's listen backlog, their
 // handshake already done) until a session gives its slot back. Logged at the first time.
-void start_accepting(runtime& rt, boost::asio::ip::tcp::acceptor acceptor,
-                     std::size_t max_connections,
+void start_accepting(runtime& rt, tcp_acceptor acceptor, std::size_t max_connections,
                      std::function<void(accepted_connection)> make_session);
 
 }  // namespace netlab

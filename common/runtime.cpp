@@ -48,13 +48,6 @@ runtime::runtime(unsigned threads)
   });
 }
 
-void release_signals_for_good(asio::signal_set& signals, std::initializer_list<int> numbers) {
-  boost::system::error_code ignored;
-  signals.cancel(ignored);
-  signals.clear(ignored);
-  for (const int number : numbers) std::signal(number, SIG_IGN);
-}
-
 asio::io_context& runtime::next_context() {
   return *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
 }

@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <initializer_list>
 #include <memory>
 #include <vector>
@@ -41,8 +42,16 @@ inline constexpr std::chrono::milliseconds graceful_stop_limit{1500};
 // SIGINT, SIGTERM and SIGUSR1 that action kills: a signal from there to exit would cut the
 // program's last lines (conn_counter's total, ping's summary) and turn status 0 into a signal's
 // death. A wait still pending (after a forced stop) is cancelled first, so that the io_context
-// destroys its handler: once the set is cleared, nothing else would.
-void release_signals_for_good(boost::asio::signal_set& signals, std::initializer_list<int> numbers);
+// destroys its handler: once the set is cleared, nothing else would. A template for the two
+// executor types a signal set has here: the runtime's strand, and a server's io_context.
+template <typename Executor>
+void release_signals_for_good(boost::asio::basic_signal_set<Executor>& signals,
+                              std::initializer_list<int> numbers) {
+  boost::system::error_code ignored;
+  signals.cancel(ignored);
+  signals.clear(ignored);
+  for (const int number : numbers) std::signal(number, SIG_IGN);
+}
 
 class runtime {
  public:

@@ -5,7 +5,8 @@
 // what escaped (and keeps quiet about cancellation, which is how a shutdown looks).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
+#include "executor.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/system/system_error.hpp>
 #include <spdlog/spdlog.h>
@@ -38,9 +39,9 @@ inline void report_escaped(std::exception_ptr failure, std::string_view what) {
 // `what` names the coroutine in that log line: a string, or a function that returns one. A
 // session passes a function, so that its name ("echo 127.0.0.1:5000") is formatted only if
 // something escapes, not once per connection.
-template <typename Executor, typename What>
-void spawn(const Executor& executor, boost::asio::awaitable<void> task, What what) {
-  boost::asio::co_spawn(executor, std::move(task),
+template <typename What>
+void spawn(const io_executor& executor, task<> coroutine, What what) {
+  boost::asio::co_spawn(executor, std::move(coroutine),
                         [what = std::move(what)](std::exception_ptr failure) {
                           if (!failure) return;
                           if constexpr (std::invocable<const What&>) {

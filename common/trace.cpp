@@ -5,7 +5,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 namespace netlab::trace {
@@ -51,10 +50,9 @@ bool would_block(const error_code& error) {
 // says it would block, wait for the reactor to report readiness, and attempt it again.
 // `attempt(error)` makes one non-blocking system call and returns its byte count.
 template <typename Socket, typename Attempt>
-asio::awaitable<read_result> attempt_until_done(Socket& socket, std::string_view operation,
-                                                typename Socket::wait_type readiness,
-                                                Attempt attempt, asio::cancellation_slot cancel,
-                                                bool counts_bytes = true) {
+task<read_result> attempt_until_done(Socket& socket, std::string_view operation,
+                                     typename Socket::wait_type readiness, Attempt attempt,
+                                     asio::cancellation_slot cancel, bool counts_bytes = true) {
   const int fd = socket.native_handle();
   error_code error;
   if (!socket.non_blocking()) socket.non_blocking(true, error);
@@ -77,7 +75,7 @@ asio::awaitable<read_result> attempt_until_done(Socket& socket, std::string_view
     say(fd, operation, "would block (EAGAIN)");
     say(fd, operation, "waiting for readiness");
     auto [wait_error] = co_await socket.async_wait(
-        readiness, asio::bind_cancellation_slot(cancel, asio::as_tuple(asio::use_awaitable)));
+        readiness, asio::bind_cancellation_slot(cancel, asio::as_tuple(use_task)));
     if (wait_error) {
       say(fd, operation, "wait ended: {}", wait_error.message());
       co_return read_result{wait_error, 0};
@@ -92,19 +90,18 @@ void note(int descriptor, std::string_view operation, std::string_view what) {
   say(descriptor, operation, "{}", what);
 }
 
-asio::awaitable<read_result> read_some(tcp::socket& socket, asio::mutable_buffer buffer,
-                                       asio::cancellation_slot cancel) {
+task<read_result> read_some(tcp_socket& socket, asio::mutable_buffer buffer,
+                            asio::cancellation_slot cancel) {
   return attempt_until_done(
-      socket, "read", tcp::socket::wait_read,
+      socket, "read", tcp_socket::wait_read,
       [&socket, buffer](error_code& error) { return socket.read_some(buffer, error); }, cancel);
 }
 
-asio::awaitable<error_code> write_all(tcp::socket& socket,
-                                      std::vector<asio::const_buffer>& buffers) {
+task<error_code> write_all(tcp_socket& socket, std::vector<asio::const_buffer>& buffers) {
   // A write can take several rounds: the kernel may take only part of what is offered.
   while (asio::buffer_size(buffers) > 0) {
     auto [error, written] = co_await attempt_until_done(
-        socket, "write", tcp::socket::wait_write,
+        socket, "write", tcp_socket::wait_write,
         [&](error_code& e) { return socket.write_some(buffers, e); }, {});
     if (error) co_return error;
     consume_front(buffers, written);
@@ -112,10 +109,9 @@ asio::awaitable<error_code> write_all(tcp::socket& socket,
   co_return error_code{};
 }
 
-asio::awaitable<error_code> accept(tcp::acceptor& acceptor, tcp::socket& socket,
-                                  tcp::endpoint& peer) {
+task<error_code> accept(tcp_acceptor& acceptor, tcp_socket& socket, tcp::endpoint& peer) {
   auto [error, ignored] = co_await attempt_until_done(
-      acceptor, "accept", tcp::acceptor::wait_read,
+      acceptor, "accept", tcp_acceptor::wait_read,
       [&](error_code& e) {
         acceptor.accept(socket, peer, e);
         if (!e) say(acceptor.native_handle(), "accept", "a connection from {}: fd {}", peer,
@@ -126,24 +122,24 @@ asio::awaitable<error_code> accept(tcp::acceptor& acceptor, tcp::socket& socket,
   co_return error;
 }
 
-asio::awaitable<read_result> receive_from(udp::socket& socket, asio::mutable_buffer buffer,
-                                          udp::endpoint& sender) {
+task<read_result> receive_from(udp_socket& socket, asio::mutable_buffer buffer,
+                               udp::endpoint& sender) {
   return attempt_until_done(
-      socket, "receive", udp::socket::wait_read,
+      socket, "receive", udp_socket::wait_read,
       [&socket, buffer, &sender](error_code& e) { return socket.receive_from(buffer, sender, 0, e); },
       {});
 }
 
-asio::awaitable<read_result> receive(udp::socket& socket, asio::mutable_buffer buffer) {
+task<read_result> receive(udp_socket& socket, asio::mutable_buffer buffer) {
   return attempt_until_done(
-      socket, "receive", udp::socket::wait_read,
+      socket, "receive", udp_socket::wait_read,
       [&socket, buffer](error_code& e) { return socket.receive(buffer, 0, e); }, {});
 }
 
-asio::awaitable<read_result> send_to(udp::socket& socket, asio::const_buffer datagram,
-                                     const udp::endpoint& destination) {
+task<read_result> send_to(udp_socket& socket, asio::const_buffer datagram,
+                          const udp::endpoint& destination) {
   return attempt_until_done(
-      socket, "send", udp::socket::wait_write,
+      socket, "send", udp_socket::wait_write,
       [&socket, datagram, &destination](error_code& e) {
         return socket.send_to(datagram, destination, 0, e);
       },

@@ -18,11 +18,10 @@
 // by, so a connection can be followed through the log.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
+#include "executor.hpp"
+
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/udp.hpp>
 
 #include <cstddef>
 #include <string_view>
@@ -54,22 +53,16 @@ using read_result = std::tuple<error_code, std::size_t>;
 // The traced counterparts of async_read_some, of netlab::write_all, of async_accept and of the
 // UDP receive and send. Same results; a cancellation through `cancel` (or of the socket) ends the
 // wait as it would end the plain operation.
-boost::asio::awaitable<read_result> read_some(boost::asio::ip::tcp::socket& socket,
-                                              boost::asio::mutable_buffer buffer,
-                                              boost::asio::cancellation_slot cancel = {});
-boost::asio::awaitable<error_code> write_all(boost::asio::ip::tcp::socket& socket,
-                                             std::vector<boost::asio::const_buffer>& buffers);
-boost::asio::awaitable<error_code> accept(boost::asio::ip::tcp::acceptor& acceptor,
-                                          boost::asio::ip::tcp::socket& socket,
-                                          boost::asio::ip::tcp::endpoint& peer);
-boost::asio::awaitable<read_result> receive_from(boost::asio::ip::udp::socket& socket,
-                                                 boost::asio::mutable_buffer buffer,
-                                                 boost::asio::ip::udp::endpoint& sender);
-boost::asio::awaitable<read_result> receive(boost::asio::ip::udp::socket& socket,
-                                            boost::asio::mutable_buffer buffer);
-boost::asio::awaitable<read_result> send_to(boost::asio::ip::udp::socket& socket,
-                                            boost::asio::const_buffer datagram,
-                                            const boost::asio::ip::udp::endpoint& destination);
+task<read_result> read_some(tcp_socket& socket, boost::asio::mutable_buffer buffer,
+                            boost::asio::cancellation_slot cancel = {});
+task<error_code> write_all(tcp_socket& socket, std::vector<boost::asio::const_buffer>& buffers);
+task<error_code> accept(tcp_acceptor& acceptor, tcp_socket& socket,
+                        boost::asio::ip::tcp::endpoint& peer);
+task<read_result> receive_from(udp_socket& socket, boost::asio::mutable_buffer buffer,
+                               boost::asio::ip::udp::endpoint& sender);
+task<read_result> receive(udp_socket& socket, boost::asio::mutable_buffer buffer);
+task<read_result> send_to(udp_socket& socket, boost::asio::const_buffer datagram,
+                          const boost::asio::ip::udp::endpoint& destination);
 
 // A step that needs no waiting, told in the same words (a ping sent without blocking, say).
 void note(int descriptor, std::string_view operation, std::string_view what);

@@ -3,7 +3,6 @@
 #include "trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <linux/sockios.h>
@@ -14,7 +13,7 @@ namespace netlab {
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-int bytes_not_yet_acknowledged(asio::ip::tcp::socket& socket) {
+int bytes_not_yet_acknowledged(tcp_socket& socket) {
   int held = 0;
   if (::ioctl(socket.native_handle(), SIOCOUTQ, &held) != 0) return -1;
   return held;
@@ -30,9 +29,8 @@ void consume_front(std::vector<asio::const_buffer>& buffers, std::size_t bytes) 
   buffers.erase(buffers.begin(), first);
 }
 
-asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
-                                      std::vector<asio::const_buffer>& buffers,
-                                      std::atomic<bool>* waiting_for_room) {
+task<error_code> write_all(tcp_socket& socket, std::vector<asio::const_buffer>& buffers,
+                           std::atomic<bool>* waiting_for_room) {
   if (trace::enabled()) {
     // Traced, every write may wait: reported as waiting throughout (--trace is for watching).
     if (waiting_for_room != nullptr) *waiting_for_room = true;
@@ -58,7 +56,7 @@ asio::awaitable<error_code> write_all(asio::ip::tcp::socket& socket,
   // The kernel's buffer is full: the client reads slower than we write. Wait for room.
   if (waiting_for_room != nullptr) *waiting_for_room = true;
   auto [wait_error, written] =
-      co_await asio::async_write(socket, buffers, asio::as_tuple(asio::use_awaitable));
+      co_await asio::async_write(socket, buffers, asio::as_tuple(use_task));
   if (waiting_for_room != nullptr) *waiting_for_room = false;
   consume_front(buffers, written);
   co_return wait_error;

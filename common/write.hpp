@@ -6,9 +6,9 @@
 // straight away with a non-blocking write and waits on the reactor only for what did not fit.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
+#include "executor.hpp"
+
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
 #include <vector>
@@ -21,13 +21,13 @@ namespace netlab {
 // `waiting_for_room`, if given, is true while the write waits for the client to make room (the
 // kernel's buffer for it is full), for other threads to read: chat's senders tell that way a
 // client that does not read from one whose writer has simply not run yet.
-boost::asio::awaitable<boost::system::error_code> write_all(
-    boost::asio::ip::tcp::socket& socket, std::vector<boost::asio::const_buffer>& buffers,
-    std::atomic<bool>* waiting_for_room = nullptr);
+task<boost::system::error_code> write_all(tcp_socket& socket,
+                                          std::vector<boost::asio::const_buffer>& buffers,
+                                          std::atomic<bool>* waiting_for_room = nullptr);
 
 // The bytes the kernel still holds for `socket`: written but not yet acknowledged by the client
 // (or not yet sent), its FIN included. -1 when it cannot say (a closed socket).
-int bytes_not_yet_acknowledged(boost::asio::ip::tcp::socket& socket);
+int bytes_not_yet_acknowledged(tcp_socket& socket);
 
 // Drops the first `bytes` of `buffers`: the whole buffers they cover, then the front of the next.
 void consume_front(std::vector<boost::asio::const_buffer>& buffers, std::size_t bytes);

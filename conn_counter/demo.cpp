@@ -5,8 +5,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <atomic>
@@ -17,7 +15,6 @@ namespace netlab::counter {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using asio::use_awaitable;
 using namespace std::chrono_literals;
 
 namespace {
@@ -25,21 +22,21 @@ namespace {
 // A scripted client that says what it does.
 class demo_client {
  public:
-  demo_client(int number, tcp::socket socket) : number_(number), socket_(std::move(socket)) {}
+  demo_client(int number, tcp_socket socket) : number_(number), socket_(std::move(socket)) {}
 
   // Connects; the server's `Connection #N` line shows the client's address.
-  static asio::awaitable<demo_client> connect(int number, tcp::endpoint address) {
+  static task<demo_client> connect(int number, tcp::endpoint address) {
     print("client {} connects", number);
-    tcp::socket socket(co_await asio::this_coro::executor);
-    co_await socket.async_connect(address, use_awaitable);
+    tcp_socket socket(co_await asio::this_coro::executor);
+    co_await socket.async_connect(address, use_task);
     co_return demo_client(number, std::move(socket));
   }
 
-  asio::awaitable<void> echo(std::string bytes) {
+  task<> echo(std::string bytes) {
     print("client {} sends    {:?}", number_, bytes);
-    co_await asio::async_write(socket_, asio::buffer(bytes), use_awaitable);
+    co_await asio::async_write(socket_, asio::buffer(bytes), use_task);
     std::string back(bytes.size(), '\0');
-    co_await asio::async_read(socket_, asio::buffer(back), use_awaitable);
+    co_await asio::async_read(socket_, asio::buffer(back), use_task);
     print("client {} receives {:?}", number_, back);
   }
 
@@ -55,12 +52,12 @@ class demo_client {
   }
 
   // Closes the sending side and reads until the server closes too.
-  asio::awaitable<void> half_close() {
+  task<> half_close() {
     print("client {} closes its sending side", number_);
     socket_.shutdown(tcp::socket::shutdown_send);
     std::string rest;
     auto [error, n] = co_await asio::async_read(socket_, asio::dynamic_buffer(rest),
-                                                asio::as_tuple(use_awaitable));
+                                                asio::as_tuple(use_task));
     if (error != asio::error::eof || !rest.empty()) {
       print("client {} expected the server's close, got {:?} and {}", number_, rest,
             error.message());
@@ -69,7 +66,7 @@ class demo_client {
 
  private:
   int number_;
-  tcp::socket socket_;
+  tcp_socket socket_;
 };
 
 std::atomic<std::uint64_t> disconnects_printed{0};  // by demo_output()
@@ -77,18 +74,17 @@ std::atomic<std::uint64_t> disconnects_printed{0};  // by demo_output()
 // The server prints its lines on its own threads; waiting for its counts, and for its
 // `Disconnected` lines to be out, keeps the demo's output in the order things happened. (A demo
 // may poll; the server itself never does.)
-asio::awaitable<void> until_server_counts(server& counting, std::uint64_t accepted,
-                                          std::uint64_t closed) {
-  asio::steady_timer tick(co_await asio::this_coro::executor);
+task<> until_server_counts(server& counting, std::uint64_t accepted, std::uint64_t closed) {
+  steady_timer tick(co_await asio::this_coro::executor);
   for (;;) {
     // A close's line is printed after it is counted: the line is the later of the two.
     if (counting.current().accepted >= accepted && disconnects_printed.load() >= closed) co_return;
     tick.expires_after(1ms);
-    co_await tick.async_wait(use_awaitable);
+    co_await tick.async_wait(use_task);
   }
 }
 
-asio::awaitable<void> play(runtime& rt, tcp::endpoint address, server& counting) {
+task<> play(runtime& rt, tcp::endpoint address, server& counting) {
   auto first = co_await demo_client::connect(1, address);
   co_await until_server_counts(counting, 1, 0);
   co_await first.echo("hello, counter");

@@ -9,7 +9,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <array>
 #include <memory>
@@ -52,7 +51,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
  private:
   // The session, with its --idle-timeout watchdog when there is one. `self` holds the session
   // (and so the watchdog's timer) until both have ended.
-  static asio::awaitable<void> run(std::shared_ptr<echo_session> self) {
+  static task<> run(std::shared_ptr<echo_session> self) {
     auto& idle = self->idle_;
     co_await idle.run(echo(self), [session = self.get()] { session->close_idle(); });
   }
@@ -61,7 +60,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
   // coroutine ends (or is destroyed), the last reference goes and the members below are
   // destroyed in reverse order: the socket closes, then the close is counted, then the slot is
   // given back.
-  static asio::awaitable<void> echo(std::shared_ptr<echo_session> self) {
+  static task<> echo(std::shared_ptr<echo_session> self) {
     auto& socket = self->socket_;
     // Why not wait for the first bytes (async_wait) and then allocate, as echo_split does: that
     // wait costs an epoll_ctl per connection, and a short-lived connection is this exercise's
@@ -79,7 +78,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
         std::tie(read_error, bytes_read) = co_await trace::read_some(socket, into);
       } else {
         std::tie(read_error, bytes_read) =
-            co_await socket.async_read_some(into, asio::as_tuple(asio::use_awaitable));
+            co_await socket.async_read_some(into, asio::as_tuple(use_task));
       }
       self->reading_ = false;
       self->idle_.activity();
@@ -148,7 +147,7 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
   shutdown_coordinator::membership membership_;
   connection_slot slot_;
   counted_connection counted_;
-  tcp::socket socket_;  // used only by echo() and stop_reading(), both on its thread
+  tcp_socket socket_;  // used only by echo() and stop_reading(), both on its thread
   tcp::endpoint peer_;  // for log lines
   bool reading_ = false;  // echo() is waiting for a read to complete
   bool writing_ = false;  // echo() is waiting for a write to complete

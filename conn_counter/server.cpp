@@ -7,8 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <csignal>
 #include <utility>
@@ -60,19 +58,20 @@ counted_connection::~counted_connection() {
 }
 
 struct status_on_signal::state {
-  explicit state(asio::io_context& io) : signals(asio::make_strand(io), SIGUSR1) {}
-  asio::signal_set signals;  // registered from construction to destruction
-  bool stopping = false;     // set on the signals' strand, with the cancel
+  // On the io_context's own executor, without a strand: one thread runs it (runtime.hpp).
+  explicit state(asio::io_context& io) : signals(io.get_executor(), SIGUSR1) {}
+  signal_set signals;     // registered from construction to destruction
+  bool stopping = false;  // set on the signals' thread, with the cancel
 };
 
 // The membership is the coroutine's: it leaves the shutdown when the waiting ends, although the
 // signal registration lives on in the state until main() destroys it.
-asio::awaitable<void> status_on_signal::report_on_each_signal(
-    std::shared_ptr<state> s, server& reporter, shutdown_coordinator::membership) {
+task<> status_on_signal::report_on_each_signal(std::shared_ptr<state> s, server& reporter,
+                                               shutdown_coordinator::membership) {
   // The flag, not only the cancel: a signal whose report was already on its way when the cancel
   // ran would otherwise start a new wait that nothing cancels (and the stop would wait for it).
   while (!s->stopping) {
-    auto [error, signal] = co_await s->signals.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto [error, signal] = co_await s->signals.async_wait(asio::as_tuple(use_task));
     if (error) co_return;  // cancelled: the server is stopping
     reporter.report_status();
   }

@@ -4,10 +4,10 @@
 
 #include "counters.hpp"
 
+#include "common/executor.hpp"
 #include "common/listener.hpp"
 #include "common/runtime.hpp"
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
@@ -85,9 +85,8 @@ class status_on_signal {
 
  private:
   struct state;
-  static boost::asio::awaitable<void> report_on_each_signal(std::shared_ptr<state> s,
-                                                            server& reporter,
-                                                            shutdown_coordinator::membership);
+  static task<> report_on_each_signal(std::shared_ptr<state> s, server& reporter,
+                                      shutdown_coordinator::membership);
   std::shared_ptr<state> state_;  // shared with the waiting coroutine
 };
 

@@ -6,7 +6,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <string>
@@ -15,7 +14,6 @@ namespace netlab::echo {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using asio::use_awaitable;
 using namespace std::string_literals;
 
 namespace {
@@ -23,21 +21,21 @@ namespace {
 // A scripted client: prints what it sends and what comes back.
 class demo_client {
  public:
-  demo_client(int number, const asio::any_io_executor& executor)
+  demo_client(int number, const io_executor& executor)
       : number_(number), socket_(executor) {}
 
-  asio::awaitable<void> connect(tcp::endpoint server) {
-    co_await socket_.async_connect(server, use_awaitable);
+  task<> connect(tcp::endpoint server) {
+    co_await socket_.async_connect(server, use_task);
     print("client {} connected from {}", number_, socket_.local_endpoint());
   }
 
-  asio::awaitable<void> send(std::string bytes) {
+  task<> send(std::string bytes) {
     print("client {} sends    {:?}", number_, shorten(bytes));
-    co_await asio::async_write(socket_, asio::buffer(bytes), use_awaitable);
+    co_await asio::async_write(socket_, asio::buffer(bytes), use_task);
   }
 
   // Reads one line back, or reports that the server closed the connection.
-  asio::awaitable<void> receive() {
+  task<> receive() {
     auto result = co_await input_.read_line(socket_);
     switch (result.status) {
       case line_status::complete:
@@ -65,11 +63,11 @@ class demo_client {
   }
 
   int number_;
-  tcp::socket socket_;
+  tcp_socket socket_;
   line_reader input_{default_max_line};
 };
 
-asio::awaitable<void> play(runtime& rt, tcp::endpoint server, std::size_t max_line) {
+task<> play(runtime& rt, tcp::endpoint server, std::size_t max_line) {
   const auto executor = co_await asio::this_coro::executor;
   demo_client first(1, executor);
   co_await first.connect(server);

@@ -7,9 +7,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <memory>
@@ -36,14 +34,14 @@ namespace {
 // --queue lines, so the group in the channel and the one waiting to enter it never hold more
 // than --queue lines between them, as a channel of --queue single lines would (with --queue 1,
 // a group is still one line: two lines, as that channel and its one waiting sender held).
-using line_channel = asio::experimental::channel<void(error_code, std::string)>;
+using line_channel = channel<void(error_code, std::string)>;
 constexpr std::size_t groups_in_channel = 1;
 
 std::size_t max_lines_per_group(std::size_t queue) { return std::max<std::size_t>(1, queue / 2); }
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, const tcp::endpoint& peer, const options& limits)
+  session(tcp_socket socket, const tcp::endpoint& peer, const options& limits)
       : socket_(std::move(socket)),
         peer_(peer),
         lines_(socket_.get_executor(), groups_in_channel),
@@ -66,7 +64,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
  private:
-  static asio::awaitable<void> run(std::shared_ptr<session> self) {
+  static task<> run(std::shared_ptr<session> self) {
     using namespace asio::experimental::awaitable_operators;
     spdlog::debug("{} connected", self->peer_);
     co_await self->idle_.run(self->reader() && self->writer(), [self = self.get()] {
@@ -81,7 +79,7 @@ class session : public std::enable_shared_from_this<session> {
 
   // Reads lines and queues them for the writer, a read's worth at a time; ends the stream with
   // asio::error::eof.
-  asio::awaitable<void> reader() {
+  task<> reader() {
     for (;;) {
       // The complete lines buffered go as one group, queued at once if the channel has room;
       // only then does the reader wait for the writer or the socket.
@@ -118,18 +116,17 @@ class session : public std::enable_shared_from_this<session> {
 
   // Sends one message to the writer, waiting while the channel is full (the backpressure).
   // False when the writer has stopped and nobody will take it.
-  asio::awaitable<bool> queue(std::string lines, error_code status = {}) {
+  task<bool> queue(std::string lines, error_code status = {}) {
     // Room first, without suspending: a co_await'ed send that has room still completes through
     // the scheduler, one more handler per message. try_send leaves `lines` untouched if it fails.
     if (lines_.try_send(status, std::move(lines))) co_return true;
-    auto [error] = co_await lines_.async_send(status, std::move(lines),
-                                              asio::as_tuple(asio::use_awaitable));
+    auto [error] = co_await lines_.async_send(status, std::move(lines), asio::as_tuple(use_task));
     co_return !error;
   }
 
   // Takes a group from the channel, then any group already queued, and writes them all with one
   // gathered write: one system call for many lines, with TCP_NODELAY on.
-  asio::awaitable<void> writer() {
+  task<> writer() {
     std::vector<std::string> batch;
     std::vector<asio::const_buffer> buffers;
     bool input_ended = false;
@@ -142,7 +139,7 @@ class session : public std::enable_shared_from_this<session> {
       }
     };
     while (!input_ended) {
-      auto [status, first] = co_await lines_.async_receive(asio::as_tuple(asio::use_awaitable));
+      auto [status, first] = co_await lines_.async_receive(asio::as_tuple(use_task));
       // Not expected: nobody closes or cancels this channel.
       if (status && status != asio::error::eof) co_return;
       take(status, std::move(first));
@@ -192,7 +189,7 @@ class session : public std::enable_shared_from_this<session> {
     }
   }
 
-  tcp::socket socket_;       // shared by reader and writer, on this session's thread
+  tcp_socket socket_;        // shared by reader and writer, on this session's thread
   tcp::endpoint peer_;       // for log lines, as accept() reported it
   line_channel lines_;       // reader -> writer: one group of lines at a time
   std::size_t max_group_;    // the most lines in one group: half of --queue
@@ -206,7 +203,7 @@ class session : public std::enable_shared_from_this<session> {
 
 }  // namespace
 
-void start_session(tcp::socket socket, const tcp::endpoint& peer, const options& limits,
+void start_session(tcp_socket socket, const tcp::endpoint& peer, const options& limits,
                    shutdown_coordinator& shutdown) {
   std::make_shared<session>(std::move(socket), peer, limits)->start(shutdown);
 }

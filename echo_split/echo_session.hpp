@@ -11,10 +11,9 @@
 // client. Memory per connection stays bounded whatever the client does.
 #pragma once
 
+#include "common/executor.hpp"
 #include "common/line_reader.hpp"
 #include "common/shutdown.hpp"
-
-#include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -33,7 +32,7 @@ struct options {
 // Starts a session for `socket` (connected to `peer`, as accept() reported it), as a member of
 // `shutdown`: when a stop is requested the session stops reading, writes back what it has read,
 // and closes.
-void start_session(boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer,
+void start_session(tcp_socket socket, const boost::asio::ip::tcp::endpoint& peer,
                    const options& limits, shutdown_coordinator& shutdown);
 
 }  // namespace netlab::echo

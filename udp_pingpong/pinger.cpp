@@ -9,7 +9,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <string>
 
@@ -72,7 +71,7 @@ void pinger::start(std::function<void()> when_done) {
   spawn(socket_.get_executor(), run(), "pinger");
 }
 
-asio::awaitable<void> pinger::run() {
+task<> pinger::run() {
   using namespace asio::experimental::awaitable_operators;
   try {
     co_await (receiver() && watchdog() && sender());
@@ -85,15 +84,15 @@ asio::awaitable<void> pinger::run() {
   rt_.request_stop();
 }
 
-asio::awaitable<void> pinger::receiver() {
+task<> pinger::receiver() {
   while (!finished_) {
     error_code error;
     std::size_t size = 0;
     if (trace::enabled()) {
       std::tie(error, size) = co_await trace::receive(socket_, asio::buffer(incoming_));
     } else {
-      std::tie(error, size) = co_await socket_.async_receive(asio::buffer(incoming_),
-                                                             asio::as_tuple(asio::use_awaitable));
+      std::tie(error, size) =
+          co_await socket_.async_receive(asio::buffer(incoming_), asio::as_tuple(use_task));
     }
     const auto now = clock::now();  // first thing: the reply's time should not include ours
     if (finished_ || error == asio::error::operation_aborted) break;
@@ -111,12 +110,12 @@ asio::awaitable<void> pinger::receiver() {
 // or answering a ping never wakes it (only stop does): with nothing outstanding it looks again
 // after one timeout, and any ping sent meanwhile is due later than that; a deadline that moved
 // (its ping was answered) costs one wake for nothing. So a round trip costs no timer operation.
-asio::awaitable<void> pinger::watchdog() {
+task<> pinger::watchdog() {
   while (!finished_) {
     auto wake = tracker_.next_deadline().value_or(clock::now() + options_.timeout);
     if (stopping_) wake = std::min(wake, drain_deadline_);
     watchdog_timer_.expires_at(wake);
-    co_await watchdog_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await watchdog_timer_.async_wait(asio::as_tuple(use_task));
     if (finished_) break;
     const auto now = clock::now();
     for (const auto seq : tracker_.expire(now)) {
@@ -135,7 +134,7 @@ asio::awaitable<void> pinger::watchdog() {
   }
 }
 
-asio::awaitable<void> pinger::sender() {
+task<> pinger::sender() {
   if (options_.interval.count() == 0) {
     fill_window();  // flood mode: from here on, replies and timeouts send the next pings
   } else {
@@ -146,7 +145,7 @@ asio::awaitable<void> pinger::sender() {
       if (!may_send()) break;
       next += options_.interval;
       send_timer_.expires_at(next);
-      co_await send_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      co_await send_timer_.async_wait(asio::as_tuple(use_task));
     }
   }
   finish_if_done();

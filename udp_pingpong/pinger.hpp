@@ -12,12 +12,11 @@
 #include "reply_tracker.hpp"
 #include "wire.hpp"
 
+#include "common/executor.hpp"
 #include "common/runtime.hpp"
 #include "common/stats.hpp"
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/udp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -63,10 +62,10 @@ class pinger {
   int exit_code() const { return tracker_.received() > 0 ? 0 : 1; }
 
  private:
-  boost::asio::awaitable<void> run();
-  boost::asio::awaitable<void> receiver();
-  boost::asio::awaitable<void> watchdog();
-  boost::asio::awaitable<void> sender();
+  task<> run();
+  task<> receiver();
+  task<> watchdog();
+  task<> sender();
 
   void handle_datagram(std::size_t size, clock::time_point now);
   void handle_unreachable(const boost::system::error_code& error);
@@ -80,9 +79,9 @@ class pinger {
   runtime& rt_;
   boost::asio::ip::udp::endpoint target_;
   ping_options options_;
-  boost::asio::ip::udp::socket socket_;       // closed by finish: the receiver's wait ends
-  boost::asio::steady_timer send_timer_;      // the sender's interval; cancelled by stop
-  boost::asio::steady_timer watchdog_timer_;  // the next deadline; cancelled by stop and finish
+  udp_socket socket_;                         // closed by finish: the receiver's wait ends
+  steady_timer send_timer_;                   // the sender's interval; cancelled by stop
+  steady_timer watchdog_timer_;               // the next deadline; cancelled by stop and finish
   std::vector<char> outgoing_;                // the ping being sent, rewritten for each seq
   std::vector<char> incoming_;                // max_datagram: nothing that arrives is truncated
   reply_tracker tracker_;

@@ -10,7 +10,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <memory>
 #include <vector>
@@ -21,9 +20,9 @@ namespace asio = boost::asio;
 using asio::ip::udp;
 using boost::system::error_code;
 
-udp::socket open_ponger(asio::io_context& io, const std::string& bind, std::uint16_t port) {
+udp_socket open_ponger(asio::io_context& io, const std::string& bind, std::uint16_t port) {
   const udp::endpoint wanted(asio::ip::make_address(bind), port);
-  udp::socket socket(asio::make_strand(io));
+  udp_socket socket(io.get_executor());
   error_code error;
   socket.open(wanted.protocol(), error);
   if (!error) socket.bind(wanted, error);
@@ -43,11 +42,11 @@ namespace {
 
 // What the receive loop owns. Shared with the stop callback, which may run after the loop ended.
 struct ponger {
-  explicit ponger(udp::socket s)
+  explicit ponger(udp_socket s)
       : socket(std::move(s)),
         every_address(bound_to_every_address(socket.local_endpoint())),
         datagram(max_datagram) {}
-  udp::socket socket;          // closed by the stop callback: the loop's receive then ends
+  udp_socket socket;           // closed by the stop callback: the loop's receive then ends
   const bool every_address;    // bound to 0.0.0.0 or ::: receive and reply via reply_from.hpp
   std::vector<char> datagram;  // one buffer, reused: a request becomes its reply in place
   asio::ip::address reply_from;  // every_address only: where the current request was sent
@@ -69,12 +68,12 @@ bool about_an_earlier_datagram(const error_code& error) {
 // pings cannot keep it from the stop request (and each wait re-arms epoll, so a datagram that
 // came before the wait is not missed). A ping-pong costs B four system calls (epoll_ctl,
 // epoll_wait, recvmsg, sendmsg), as many as Asio's path when the ping is not there yet.
-asio::awaitable<trace::read_result> receive_on_every_address(ponger& self, udp::endpoint& sender) {
+task<trace::read_result> receive_on_every_address(ponger& self, udp::endpoint& sender) {
   const int fd = self.socket.native_handle();
   for (;;) {
     if (trace::enabled()) trace::note(fd, "receive", "waiting for readiness");
-    auto [error] = co_await self.socket.async_wait(udp::socket::wait_read,
-                                                   asio::as_tuple(asio::use_awaitable));
+    auto [error] =
+        co_await self.socket.async_wait(udp_socket::wait_read, asio::as_tuple(use_task));
     if (error) co_return trace::read_result{error, 0};
     const std::size_t size = receive_with_reply_address(self.socket, asio::buffer(self.datagram),
                                                         sender, self.reply_from, error);
@@ -91,8 +90,8 @@ asio::awaitable<trace::read_result> receive_on_every_address(ponger& self, udp::
 }
 
 // The reply to a request received by receive_on_every_address, from the address it was sent to.
-asio::awaitable<error_code> reply_on_every_address(ponger& self, std::span<const char> reply,
-                                                   const udp::endpoint& sender) {
+task<error_code> reply_on_every_address(ponger& self, std::span<const char> reply,
+                                        const udp::endpoint& sender) {
   for (;;) {
     error_code error;
     send_from(self.socket, asio::buffer(reply), sender, self.reply_from, error);
@@ -106,15 +105,16 @@ asio::awaitable<error_code> reply_on_every_address(ponger& self, std::span<const
       co_return error;
     }
     // The kernel's send buffer is full: wait for room, as async_send_to does on the plain path.
-    std::tie(error) = co_await self.socket.async_wait(udp::socket::wait_write,
-                                                      asio::as_tuple(asio::use_awaitable));
+    std::tie(error) =
+        co_await self.socket.async_wait(udp_socket::wait_write, asio::as_tuple(use_task));
     if (error) co_return error;
   }
 }
 
 // One loop drains the socket. A UDP socket is a single queue: more loops on it would only take
-// turns on the strand (the extra --threads have nothing to do here, and results stay identical).
-asio::awaitable<void> answer_pings(std::shared_ptr<ponger> self) {
+// turns on the one thread that runs the socket's io_context (the extra --threads have nothing to
+// do here, and results stay identical).
+task<> answer_pings(std::shared_ptr<ponger> self) {
   auto& socket = self->socket;
   udp::endpoint sender;
   while (socket.is_open()) {
@@ -127,7 +127,7 @@ asio::awaitable<void> answer_pings(std::shared_ptr<ponger> self) {
           co_await trace::receive_from(socket, asio::buffer(self->datagram), sender);
     } else {
       std::tie(error, size) = co_await socket.async_receive_from(
-          asio::buffer(self->datagram), sender, asio::as_tuple(asio::use_awaitable));
+          asio::buffer(self->datagram), sender, asio::as_tuple(use_task));
     }
     if (error == asio::error::operation_aborted || !socket.is_open()) break;
     if (error) {
@@ -152,7 +152,7 @@ asio::awaitable<void> answer_pings(std::shared_ptr<ponger> self) {
     }
     if (error == asio::error::would_block) {
       std::tie(error, std::ignore) = co_await socket.async_send_to(
-          asio::buffer(request), sender, asio::as_tuple(asio::use_awaitable));
+          asio::buffer(request), sender, asio::as_tuple(use_task));
     }
     if (error) {
       spdlog::debug("reply to {}: {}", sender, error.message());
@@ -165,7 +165,7 @@ asio::awaitable<void> answer_pings(std::shared_ptr<ponger> self) {
 
 }  // namespace
 
-void start_ponging(shutdown_coordinator& shutdown, udp::socket socket) {
+void start_ponging(shutdown_coordinator& shutdown, udp_socket socket) {
   auto state = std::make_shared<ponger>(std::move(socket));
   const auto executor = state->socket.get_executor();
   state->membership = shutdown.join([weak = std::weak_ptr(state)] {

@@ -60,7 +60,7 @@ void attach(msghdr& message, unsigned char* control, int level, int type, const 
 
 }  // namespace
 
-void report_reply_addresses(udp::socket& socket, error_code& error) {
+void report_reply_addresses(udp_socket& socket, error_code& error) {
   const int on = 1;
   const int fd = socket.native_handle();
   // IP_PKTINFO on an IPv6 socket too: a dual-stack `::` socket also receives IPv4 datagrams,
@@ -74,7 +74,7 @@ void report_reply_addresses(udp::socket& socket, error_code& error) {
   error.clear();
 }
 
-std::size_t receive_with_reply_address(udp::socket& socket, asio::mutable_buffer buffer,
+std::size_t receive_with_reply_address(udp_socket& socket, asio::mutable_buffer buffer,
                                        udp::endpoint& sender, asio::ip::address& reply_from,
                                        error_code& error) {
   iovec data{buffer.data(), buffer.size()};
@@ -97,7 +97,7 @@ std::size_t receive_with_reply_address(udp::socket& socket, asio::mutable_buffer
   return static_cast<std::size_t>(size);
 }
 
-std::size_t send_from(udp::socket& socket, asio::const_buffer datagram,
+std::size_t send_from(udp_socket& socket, asio::const_buffer datagram,
                       const udp::endpoint& destination, const asio::ip::address& from,
                       error_code& error) {
   iovec data{const_cast<void*>(datagram.data()), datagram.size()};

@@ -14,8 +14,9 @@
 // handle. Each is one non-blocking system call; the waiting stays Asio's (see ponger.cpp).
 #pragma once
 
+#include "common/executor.hpp"
+
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/ip/udp.hpp>
 
 #include <cstddef>
 
@@ -28,20 +29,19 @@ inline bool bound_to_every_address(const boost::asio::ip::udp::endpoint& local) 
 
 // Asks the kernel to report, with every datagram received on `socket`, the address to reply
 // from. Once, before the first receive.
-void report_reply_addresses(boost::asio::ip::udp::socket& socket, boost::system::error_code& error);
+void report_reply_addresses(udp_socket& socket, boost::system::error_code& error);
 
 // One non-blocking recvmsg: the datagram into `buffer`, its sender, and in `reply_from` the
 // address it was sent to (unspecified when the kernel did not say, or when that address cannot
 // be a source: then the kernel chooses, as for a plain send). would_block when nothing waits.
-std::size_t receive_with_reply_address(boost::asio::ip::udp::socket& socket,
-                                       boost::asio::mutable_buffer buffer,
+std::size_t receive_with_reply_address(udp_socket& socket, boost::asio::mutable_buffer buffer,
                                        boost::asio::ip::udp::endpoint& sender,
                                        boost::asio::ip::address& reply_from,
                                        boost::system::error_code& error);
 
 // One non-blocking sendmsg of `datagram` to `destination`, from the address `from`
 // (unspecified: the kernel chooses). would_block when the socket's send buffer is full.
-std::size_t send_from(boost::asio::ip::udp::socket& socket, boost::asio::const_buffer datagram,
+std::size_t send_from(udp_socket& socket, boost::asio::const_buffer datagram,
                       const boost::asio::ip::udp::endpoint& destination,
                       const boost::asio::ip::address& from, boost::system::error_code& error);
 

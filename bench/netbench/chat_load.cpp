@@ -233,10 +233,10 @@ asio::awaitable<void> join_slow_clients_later(chat_run& run, std::vector<tcp::so
 
 asio::awaitable<void> send_then_drain(chat_run& run, std::vector<tcp::socket>& sockets,
                                       std::vector<tcp::socket>& slow) {
-  std::vector<task> senders;
+  std::vector<spawnable> senders;
   for (std::uint32_t s = 0; s < run.sent.size(); ++s) {
     if (!run.clients[s].disconnected) {
-      senders.push_back(make_task(sockets[s].get_executor(), sender_task(run, sockets[s], s)));
+      senders.push_back(make_spawnable(sockets[s].get_executor(), sender_task(run, sockets[s], s)));
     }
   }
   co_await (wait_for_all(std::move(senders)) && join_slow_clients_later(run, slow));
@@ -248,10 +248,11 @@ asio::awaitable<void> send_then_drain(chat_run& run, std::vector<tcp::socket>& s
 }
 
 asio::awaitable<void> receive_all(chat_run& run, std::vector<tcp::socket>& sockets) {
-  std::vector<task> readers;
+  std::vector<spawnable> readers;
   for (std::uint32_t r = 0; r < run.clients.size(); ++r) {
     if (!run.clients[r].disconnected) {
-      readers.push_back(make_task(sockets[r].get_executor(), receive_lines(run, sockets[r], r)));
+      readers.push_back(
+          make_spawnable(sockets[r].get_executor(), receive_lines(run, sockets[r], r)));
     }
   }
   co_await wait_for_all(std::move(readers));
@@ -292,9 +293,9 @@ asio::awaitable<void> check_slow_client(chat_run& run, tcp::socket& socket) {
 }
 
 asio::awaitable<void> check_slow_clients(chat_run& run, std::vector<tcp::socket>& slow) {
-  std::vector<task> checks;
+  std::vector<spawnable> checks;
   for (auto& socket : slow) {
-    checks.push_back(make_task(socket.get_executor(), check_slow_client(run, socket)));
+    checks.push_back(make_spawnable(socket.get_executor(), check_slow_client(run, socket)));
   }
   co_await wait_for_all(std::move(checks));
 }

@@ -84,9 +84,9 @@ asio::awaitable<void> drive_conns(conns_run& run) {
   run.start = load_clock::now();
   run.cpu.start();
   run.own_cpu.start();
-  std::vector<task> workers;
+  std::vector<spawnable> workers;
   for (std::size_t i = 0; i < std::min(run.options.concurrency, run.options.total); ++i) {
-    workers.push_back(make_task(executor, worker(run)));
+    workers.push_back(make_spawnable(executor, worker(run)));
   }
   co_await wait_for_all(std::move(workers));
   run.end = load_clock::now();

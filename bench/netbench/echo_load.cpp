@@ -146,13 +146,13 @@ asio::awaitable<void> echo_connection_task(tcp::socket socket, echo_connection& 
 }
 
 asio::awaitable<void> run_connections(std::vector<tcp::socket> sockets, echo_run& run) {
-  std::vector<task> tasks;
+  std::vector<spawnable> tasks;
   for (std::size_t i = 0; i < sockets.size(); ++i) {
     // Each on the strand its socket was opened on: with --threads > 1 a connection's state is
     // still touched by one thread at a time, with no lock.
     auto executor = sockets[i].get_executor();
-    tasks.push_back(
-        make_task(executor, echo_connection_task(std::move(sockets[i]), run.connections[i], run)));
+    tasks.push_back(make_spawnable(
+        executor, echo_connection_task(std::move(sockets[i]), run.connections[i], run)));
   }
   co_await wait_for_all(std::move(tasks));
 }

@@ -82,9 +82,9 @@ asio::awaitable<void> drive_hold(hold_run& run) {
   run.rss_before = resident_kib(run.options.pid);
   std::vector<tcp::socket> open;  // this frame owns every connection, for the whole hold
   open.reserve(run.options.conns);
-  std::vector<task> connectors;
+  std::vector<spawnable> connectors;
   for (std::size_t i = 0; i < std::min(hold_connect_concurrency, run.options.conns); ++i) {
-    connectors.push_back(make_task(executor, connector(run, open)));
+    connectors.push_back(make_spawnable(executor, connector(run, open)));
   }
   co_await wait_for_all(std::move(connectors));
 

@@ -64,11 +64,11 @@ bool cancelled(const boost::system::error_code& error) {
   return error == asio::error::operation_aborted;
 }
 
-task make_task(asio::any_io_executor executor, asio::awaitable<void> body) {
+spawnable make_spawnable(asio::any_io_executor executor, asio::awaitable<void> body) {
   return asio::co_spawn(std::move(executor), std::move(body), asio::deferred);
 }
 
-asio::awaitable<void> wait_for_all(std::vector<task> tasks) {
+asio::awaitable<void> wait_for_all(std::vector<spawnable> tasks) {
   if (tasks.empty()) co_return;  // a group of none would never complete
   auto [order, failures] = co_await asio::experimental::make_parallel_group(std::move(tasks))
                                .async_wait(asio::experimental::wait_for_all(), use_awaitable);

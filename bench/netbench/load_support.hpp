@@ -61,14 +61,14 @@ bool cancelled(const boost::system::error_code& error);
 
 // A coroutine ready to start on an executor of its own, for wait_for_all: connections run on
 // strands of their own (see echo_load.cpp).
-using task = decltype(boost::asio::co_spawn(std::declval<boost::asio::any_io_executor>(),
-                                            std::declval<boost::asio::awaitable<void>>(),
-                                            boost::asio::deferred));
-task make_task(boost::asio::any_io_executor executor, boost::asio::awaitable<void> body);
+using spawnable = decltype(boost::asio::co_spawn(std::declval<boost::asio::any_io_executor>(),
+                                                 std::declval<boost::asio::awaitable<void>>(),
+                                                 boost::asio::deferred));
+spawnable make_spawnable(boost::asio::any_io_executor executor, boost::asio::awaitable<void> body);
 
 // Starts every task and waits until all have finished; cancelling this cancels them all. Tasks
 // report through the state they update; an exception one throws is logged (cancellation aside).
-boost::asio::awaitable<void> wait_for_all(std::vector<task> tasks);
+boost::asio::awaitable<void> wait_for_all(std::vector<spawnable> tasks);
 
 // Runs `load` on `rt` to its end and returns; cut off (cancelled) once `hard_limit` has passed,
 // in which case it returns true. A SIGINT or SIGTERM sets `stop`, which every load watches: it

@@ -11,7 +11,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -25,7 +24,6 @@ using namespace netlab::chat;
 using namespace std::string_literals;
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using asio::use_awaitable;
 
 BOOST_AUTO_TEST_SUITE(chat_protocol)
 
@@ -189,7 +187,7 @@ class chat_fixture {
     start_server(rt_, std::move(acceptor), opts);
   }
 
-  void run(asio::awaitable<void> client) {
+  void run(task<> client) {
     testing::run_client_then_stop(rt_, std::move(client));
   }
 
@@ -201,13 +199,13 @@ class chat_fixture {
 };
 
 struct test_client {
-  tcp::socket socket;
+  tcp_socket socket;
   std::unique_ptr<line_reader> input = std::make_unique<line_reader>(default_max_line);
 
-  asio::awaitable<void> send(std::string line) {
-    co_await asio::async_write(socket, asio::buffer(line), use_awaitable);
+  task<> send(std::string line) {
+    co_await asio::async_write(socket, asio::buffer(line), use_task);
   }
-  asio::awaitable<std::string> line() {
+  task<std::string> line() {
     auto result = co_await input->read_line(socket);
     BOOST_TEST((result.status == line_status::complete));
     co_return result.text;
@@ -215,12 +213,12 @@ struct test_client {
   std::string name() const { return fmt::format("{}", socket.local_endpoint()); }
 };
 
-asio::awaitable<test_client> connect(tcp::endpoint server) {
+task<test_client> connect(tcp::endpoint server) {
   auto socket = co_await testing::connect_to(server);  // not inside the braces: GCC 12
   co_return test_client{std::move(socket)};             // miscompiles co_await there
 }
 
-asio::awaitable<void> three_clients(tcp::endpoint server) {
+task<> three_clients(tcp::endpoint server) {
   auto a = co_await connect(server);
   auto b = co_await connect(server);
   BOOST_TEST(co_await a.line() == "* " + b.name() + " joined\n");

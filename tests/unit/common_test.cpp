@@ -13,8 +13,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 #include <spdlog/sinks/ostream_sink.h>
@@ -261,11 +259,11 @@ BOOST_AUTO_TEST_CASE(spawned_coroutines_never_fail_silently) {
   spdlog::set_default_logger(capture);
 
   boost::asio::io_context io;
-  spawn(io.get_executor(), []() -> boost::asio::awaitable<void> {
+  spawn(io.get_executor(), []() -> task<> {
     throw std::runtime_error("boom");
     co_return;
   }(), "failing task");
-  spawn(io.get_executor(), []() -> boost::asio::awaitable<void> {
+  spawn(io.get_executor(), []() -> task<> {
     throw boost::system::system_error(boost::asio::error::operation_aborted);
     co_return;
   }(), "cancelled task");
@@ -308,13 +306,13 @@ BOOST_AUTO_TEST_SUITE(writing)
 // while the reader waits: write_all must finish through the reactor, every byte in order.
 BOOST_AUTO_TEST_CASE(write_all_sends_everything_in_order_past_full_buffers) {
   runtime rt(1);
-  tcp::acceptor acceptor(rt.context(), {boost::asio::ip::make_address("127.0.0.1"), 0});
+  tcp_acceptor acceptor(rt.context(), {boost::asio::ip::make_address("127.0.0.1"), 0});
   std::string sent;
   for (int i = 0; sent.size() < 16 * 1024 * 1024; ++i) sent += fmt::format("line {:08}\n", i);
   std::string received;
-  netlab::testing::run_client_then_stop(rt, [&]() -> boost::asio::awaitable<void> {
+  netlab::testing::run_client_then_stop(rt, [&]() -> task<> {
     auto client = co_await netlab::testing::connect_to(acceptor.local_endpoint());
-    auto server = co_await acceptor.async_accept(boost::asio::use_awaitable);
+    auto server = co_await acceptor.async_accept(use_task);
     // Split into 300 buffers of unequal sizes.
     std::vector<boost::asio::const_buffer> buffers;
     for (std::size_t at = 0, n = 0; at < sent.size(); at += n) {
@@ -322,14 +320,12 @@ BOOST_AUTO_TEST_CASE(write_all_sends_everything_in_order_past_full_buffers) {
       buffers.push_back(boost::asio::buffer(sent.data() + at, n));
     }
     BOOST_TEST(buffers.size() > 64u);
-    auto reader = [&]() -> boost::asio::awaitable<void> {
+    auto reader = [&]() -> task<> {
       // Start reading only later: the first write_some fills the buffers and must wait.
-      boost::asio::steady_timer later(co_await boost::asio::this_coro::executor,
-                                      std::chrono::milliseconds(100));
-      co_await later.async_wait(boost::asio::use_awaitable);
+      steady_timer later(co_await boost::asio::this_coro::executor, std::chrono::milliseconds(100));
+      co_await later.async_wait(use_task);
       received.resize(sent.size());
-      co_await boost::asio::async_read(client, boost::asio::buffer(received),
-                                       boost::asio::use_awaitable);
+      co_await boost::asio::async_read(client, boost::asio::buffer(received), use_task);
     };
     using namespace boost::asio::experimental::awaitable_operators;
     const auto error = co_await (write_all(server, buffers) && reader());
@@ -349,9 +345,9 @@ BOOST_AUTO_TEST_CASE(accepted_connections_inherit_nodelay) {
   runtime rt(1);
   auto acceptor = open_listener(rt.context(), "127.0.0.1", 0);
   bool nodelay = false;
-  netlab::testing::run_client_then_stop(rt, [&]() -> asio::awaitable<void> {
+  netlab::testing::run_client_then_stop(rt, [&]() -> task<> {
     auto client = co_await netlab::testing::connect_to(acceptor.local_endpoint());
-    auto server = co_await acceptor.async_accept(asio::use_awaitable);
+    auto server = co_await acceptor.async_accept(use_task);
     tcp::no_delay option;
     server.get_option(option);
     nodelay = option.value();

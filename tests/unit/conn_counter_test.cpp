@@ -10,8 +10,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -32,7 +30,6 @@ using namespace netlab;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using asio::ip::tcp;
-using asio::use_awaitable;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
@@ -107,7 +104,7 @@ class counter_fixture {
 // may run on several threads report failures by throwing, never with BOOST_TEST.
 class client_pool {
  public:
-  void spawn(asio::awaitable<void> client) {
+  void spawn(task<> client) {
     asio::co_spawn(io_, std::move(client), [this](std::exception_ptr e) {
       if (!e) return;
       std::lock_guard lock(mutex_);
@@ -134,17 +131,17 @@ class client_pool {
 using netlab::testing::connect_to;
 
 // Writes `sent`, reads as many bytes back, and returns them.
-asio::awaitable<std::string> echo(tcp::socket& socket, const std::string& sent) {
-  co_await asio::async_write(socket, asio::buffer(sent), use_awaitable);
+task<std::string> echo(tcp_socket& socket, const std::string& sent) {
+  co_await asio::async_write(socket, asio::buffer(sent), use_task);
   std::string back(sent.size(), '\0');
-  co_await asio::async_read(socket, asio::buffer(back), use_awaitable);
+  co_await asio::async_read(socket, asio::buffer(back), use_task);
   co_return back;
 }
 
 // The three ways a client leaves; each must be counted as exactly one close.
 enum class goodbye { close, half_close, reset };
 
-asio::awaitable<void> leave(tcp::socket& socket, goodbye how) {
+task<> leave(tcp_socket& socket, goodbye how) {
   switch (how) {
     case goodbye::close:
       socket.close();
@@ -153,7 +150,7 @@ asio::awaitable<void> leave(tcp::socket& socket, goodbye how) {
       socket.shutdown(tcp::socket::shutdown_send);
       char byte;
       auto [error, n] = co_await asio::async_read(socket, asio::buffer(&byte, 1),
-                                                  asio::as_tuple(use_awaitable));
+                                                  asio::as_tuple(use_task));
       // The server closes its side after ours. (Not BOOST_TEST: clients run on several
       // threads, and Boost.Test's assertions are not thread-safe; client_pool reports this.)
       if (error != asio::error::eof) throw std::runtime_error("half-close: " + error.message());
@@ -212,20 +209,20 @@ bool each_once(const std::map<std::uint64_t, int>& counted, std::uint64_t total)
 }
 
 // Polls `done` every few milliseconds, up to `limit`, from a client coroutine.
-asio::awaitable<bool> eventually(std::function<bool()> done, std::chrono::milliseconds limit = 5s) {
-  asio::steady_timer tick(co_await asio::this_coro::executor);
+task<bool> eventually(std::function<bool()> done, std::chrono::milliseconds limit = 5s) {
+  steady_timer tick(co_await asio::this_coro::executor);
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
     if (std::chrono::steady_clock::now() > deadline) co_return false;
     tick.expires_after(2ms);
-    co_await tick.async_wait(use_awaitable);
+    co_await tick.async_wait(use_task);
   }
   co_return true;
 }
 
-asio::awaitable<void> sleep(std::chrono::milliseconds duration) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, duration);
-  co_await timer.async_wait(use_awaitable);
+task<> sleep(std::chrono::milliseconds duration) {
+  steady_timer timer(co_await asio::this_coro::executor, duration);
+  co_await timer.async_wait(use_task);
 }
 
 constexpr std::uint64_t cap = 3;  // --max-connections in the cap test
@@ -245,7 +242,7 @@ void connect_many_and_check_every_line(unsigned server_threads, std::uint64_t to
   std::atomic<int> mismatched{0};
   for (unsigned w = 0; w < workers; ++w) {
     clients.spawn([](tcp::endpoint address, unsigned first, std::uint64_t count,
-                     std::atomic<int>& mismatches) -> asio::awaitable<void> {
+                     std::atomic<int>& mismatches) -> task<> {
       for (std::uint64_t i = first; i < count; i += workers) {
         auto socket = co_await connect_to(address);
         // Different sizes, some above one read, so that echoes come back in several pieces.
@@ -292,7 +289,7 @@ BOOST_AUTO_TEST_CASE(resets_and_half_closes_count_as_one_close_each) {
   // writing to a client that does not read, a half-close with data still in flight.
   counter_fixture server(2);
   client_pool clients;
-  clients.spawn([](tcp::endpoint address) -> asio::awaitable<void> {
+  clients.spawn([](tcp::endpoint address) -> task<> {
     {
       auto silent = co_await connect_to(address);
       co_await leave(silent, goodbye::reset);
@@ -302,19 +299,19 @@ BOOST_AUTO_TEST_CASE(resets_and_half_closes_count_as_one_close_each) {
       // Sends without reading until both sides' socket buffers are full and the server's write
       // waits (the write stalls: 300 ms is plenty), then resets.
       const std::string flood(64 << 20, 'f');
-      asio::steady_timer stall(co_await asio::this_coro::executor, 300ms);
-      co_await (asio::async_write(flooding, asio::buffer(flood), use_awaitable) ||
-                stall.async_wait(use_awaitable));
+      steady_timer stall(co_await asio::this_coro::executor, 300ms);
+      co_await (asio::async_write(flooding, asio::buffer(flood), use_task) ||
+                stall.async_wait(use_task));
       co_await leave(flooding, goodbye::reset);
     }
     {
       auto leaving = co_await connect_to(address);
       const std::string parting(100000, 'p');
-      co_await asio::async_write(leaving, asio::buffer(parting), use_awaitable);
+      co_await asio::async_write(leaving, asio::buffer(parting), use_task);
       leaving.shutdown(tcp::socket::shutdown_send);
       std::string back;
       auto [error, n] = co_await asio::async_read(leaving, asio::dynamic_buffer(back),
-                                                  asio::as_tuple(use_awaitable));
+                                                  asio::as_tuple(use_task));
       BOOST_TEST((error == asio::error::eof));
       BOOST_TEST((back == parting));
     }
@@ -330,14 +327,14 @@ BOOST_AUTO_TEST_CASE(resets_and_half_closes_count_as_one_close_each) {
 BOOST_AUTO_TEST_CASE(the_cap_holds_and_each_close_lets_one_more_in) {
   counter_fixture server(2, cap);
   client_pool clients;
-  clients.spawn([](tcp::endpoint address, counter_fixture& fixture) -> asio::awaitable<void> {
+  clients.spawn([](tcp::endpoint address, counter_fixture& fixture) -> task<> {
     // All five connect: the kernel completes the handshake for connections in the backlog. The
     // backlog is first in, first out, so the first three are the ones accepted.
-    std::vector<tcp::socket> sockets;
+    std::vector<tcp_socket> sockets;
     for (int i = 0; i < 5; ++i) sockets.push_back(co_await connect_to(address));
     for (int i = 0; i < 3; ++i) BOOST_TEST(co_await echo(sockets[i], "served") == "served");
     for (int i = 3; i < 5; ++i) {
-      co_await asio::async_write(sockets[i], asio::buffer(std::string("waiting")), use_awaitable);
+      co_await asio::async_write(sockets[i], asio::buffer(std::string("waiting")), use_task);
     }
     co_await sleep(200ms);
     BOOST_TEST(fixture.counts().accepted == cap);
@@ -347,14 +344,14 @@ BOOST_AUTO_TEST_CASE(the_cap_holds_and_each_close_lets_one_more_in) {
     sockets[0].close();
     BOOST_TEST(co_await eventually([&] { return fixture.counts().accepted == cap + 1; }));
     std::string back(7, '\0');
-    co_await asio::async_read(sockets[3], asio::buffer(back), use_awaitable);
+    co_await asio::async_read(sockets[3], asio::buffer(back), use_task);
     BOOST_TEST(back == "waiting");
     co_await sleep(100ms);
     BOOST_TEST(fixture.counts().accepted == cap + 1);
     BOOST_TEST(fixture.counts().active == cap);
 
     sockets[1].close();
-    co_await asio::async_read(sockets[4], asio::buffer(back), use_awaitable);
+    co_await asio::async_read(sockets[4], asio::buffer(back), use_task);
     BOOST_TEST(back == "waiting");
     for (auto& socket : sockets) socket.close();
   }(server.address(), server));
@@ -370,16 +367,15 @@ BOOST_AUTO_TEST_CASE(the_cap_holds_and_each_close_lets_one_more_in) {
 BOOST_AUTO_TEST_CASE(shutdown_closes_idle_and_stalled_connections_and_counts_them) {
   counter_fixture server(2);
   client_pool clients;
-  std::vector<tcp::socket> sockets;  // destroyed before `clients`, whose io_context they use
-  clients.spawn([](tcp::endpoint address, std::vector<tcp::socket>& held)
-                    -> asio::awaitable<void> {
+  std::vector<tcp_socket> sockets;  // destroyed before `clients`, whose io_context they use
+  clients.spawn([](tcp::endpoint address, std::vector<tcp_socket>& held) -> task<> {
     for (int i = 0; i < 10; ++i) held.push_back(co_await connect_to(address));
     // And one that floods without reading, so that the server is stuck in a write at the stop.
     held.push_back(co_await connect_to(address));
     const std::string flood(64 << 20, 'f');
-    asio::steady_timer stall(co_await asio::this_coro::executor, 300ms);
-    co_await (asio::async_write(held.back(), asio::buffer(flood), use_awaitable) ||
-              stall.async_wait(use_awaitable));
+    steady_timer stall(co_await asio::this_coro::executor, 300ms);
+    co_await (asio::async_write(held.back(), asio::buffer(flood), use_task) ||
+              stall.async_wait(use_task));
   }(server.address(), sockets));
   clients.run(1);
   BOOST_TEST(server.wait_for_counts([](auto c) { return c.accepted == 11; }));

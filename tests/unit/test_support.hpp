@@ -2,11 +2,11 @@
 // runtime, and a plain connect.
 #pragma once
 
+#include "common/executor.hpp"
 #include "common/runtime.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <exception>
@@ -15,7 +15,7 @@ namespace netlab::testing {
 
 // Runs `client` on `rt` to its end, then stops the server (so run() returns); rethrows what the
 // client threw, so a failed co_await fails the test.
-inline void run_client_then_stop(runtime& rt, boost::asio::awaitable<void> client) {
+inline void run_client_then_stop(runtime& rt, task<> client) {
   std::exception_ptr failure;
   boost::asio::co_spawn(rt.context(), std::move(client), [&](std::exception_ptr e) {
     failure = e;
@@ -25,10 +25,9 @@ inline void run_client_then_stop(runtime& rt, boost::asio::awaitable<void> clien
   if (failure) std::rethrow_exception(failure);
 }
 
-inline boost::asio::awaitable<boost::asio::ip::tcp::socket> connect_to(
-    boost::asio::ip::tcp::endpoint server) {
-  boost::asio::ip::tcp::socket socket(co_await boost::asio::this_coro::executor);
-  co_await socket.async_connect(server, boost::asio::use_awaitable);
+inline task<tcp_socket> connect_to(boost::asio::ip::tcp::endpoint server) {
+  tcp_socket socket(co_await boost::asio::this_coro::executor);
+  co_await socket.async_connect(server, use_task);
   co_return socket;
 }
 
