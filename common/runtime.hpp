@@ -17,17 +17,14 @@
 // A second signal, or `graceful_stop_limit` passing, stops the io_context at once instead.
 #pragma once
 
+#include "executor.hpp"
 #include "shutdown.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <initializer_list>
 #include <memory>
 #include <vector>
@@ -38,20 +35,13 @@ namespace netlab {
 inline constexpr std::chrono::milliseconds graceful_stop_limit{1500};
 
 // Lets `signals` go for good and ignores each of `numbers` from then on, for a program on its way
-// out. Asio gives a signal its default action back when the last signal_set lets it go, and for
-// SIGINT, SIGTERM and SIGUSR1 that action kills: a signal from there to exit would cut the
-// program's last lines (conn_counter's total, ping's summary) and turn status 0 into a signal's
-// death. A wait still pending (after a forced stop) is cancelled first, so that the io_context
-// destroys its handler: once the set is cleared, nothing else would. A template for the two
-// executor types a signal set has here: the runtime's strand, and a server's io_context.
-template <typename Executor>
-void release_signals_for_good(boost::asio::basic_signal_set<Executor>& signals,
-                              std::initializer_list<int> numbers) {
-  boost::system::error_code ignored;
-  signals.cancel(ignored);
-  signals.clear(ignored);
-  for (const int number : numbers) std::signal(number, SIG_IGN);
-}
+// out, once the runtime's other threads have joined. Asio gives a signal its default action back
+// when the last signal_set lets it go, and for SIGINT, SIGTERM and SIGUSR1 that action kills: a
+// signal from there to exit would cut the program's last lines (conn_counter's total, ping's
+// summary) and turn status 0 into a signal's death. A wait still pending (after a forced stop) is
+// cancelled first, so that the io_context destroys its handler: once the set is cleared, nothing
+// else would.
+void release_signals_for_good(signal_set& signals, std::initializer_list<int> numbers);
 
 class runtime {
  public:
@@ -84,14 +74,15 @@ class runtime {
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::atomic<std::size_t> next_context_{0};  // next_context()'s turn
   // Keeps the other threads' io_contexts running while they have no connection; released when
-  // shutdown completes (touched only on control_, and by run() before and after the threads).
-  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> keep_alive_;
-  // The runtime's own handlers (signals, deadline) run on this strand, whatever N is.
-  boost::asio::strand<boost::asio::io_context::executor_type> control_;
-  boost::asio::signal_set signals_;
-  boost::asio::steady_timer deadline_;
-  bool stopping_ = false;  // touched only on control_
-  bool running_ = false;   // touched only on control_
+  // shutdown completes (touched only on context()'s thread, and by run() before and after the
+  // other threads).
+  std::vector<boost::asio::executor_work_guard<io_executor>> keep_alive_;
+  // The runtime's own handlers (signals, deadline) run on context(), which one thread runs: no
+  // strand needed, whatever N is.
+  signal_set signals_;
+  steady_timer deadline_;
+  bool stopping_ = false;  // touched only on context()'s thread
+  bool running_ = false;   // touched only on context()'s thread
 };
 
 }  // namespace netlab
