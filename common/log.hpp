@@ -26,6 +26,9 @@ void print(fmt::format_string<Args...> format, Args&&... args) {
   program_output().info(format, std::forward<Args>(args)...);
 }
 
+// One line of program output, formatted already: written as it is, with no format pass.
+inline void print_line(std::string_view line) { program_output().info(line); }
+
 // The logger behind `print_error`: stderr, message only, written like `program_output`.
 spdlog::logger& error_output();
 

@@ -107,14 +107,18 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
         space = {large.get(), echo_buffer_size};
       }
     }
-    // End of input, and every byte read has been written back: half-close, so the client reads
-    // EOF right after the last byte.
+    // Every byte read has been written back. After the client's EOF, nothing more: the socket
+    // closes when this coroutine ends, and the close sends the FIN (the client has sent all it
+    // will, so nothing unread is left to turn the close into a reset). A shutdown() first would
+    // be a system call more per connection, this exercise's whole workload.
+    if (!self->stopped_) co_return;
+    // Stopped while the client may still be sending: closing with its bytes unread would make the
+    // kernel reset the connection and throw away the echo it has not delivered yet. Half-close,
+    // so the client reads EOF right after the last byte, then linger until it has them all (or
+    // closes), within a limit.
     error_code ignored;
     socket.shutdown(tcp::socket::shutdown_send, ignored);
-    // Stopped while the client may still be sending: closing with its bytes unread would make the
-    // kernel reset the connection and throw away the echo it has not delivered yet. Linger until
-    // the client has it all (or closes), within a limit.
-    if (self->stopped_) co_await discard_input(socket, close_linger);
+    co_await discard_input(socket, close_linger);
   }
 
   // Shutdown (and --idle-timeout): the pending read is cancelled, what was read is written back,

@@ -16,9 +16,20 @@ namespace netlab::counter {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-line_sink print_to_stdout() {
-  return [](std::string_view line) { print("{}", line); };
+line_sink print_to_stdout() { return print_line; }
+
+namespace {
+
+// Formats one line into a buffer on the stack (fmt keeps up to 500 bytes inline: no allocation)
+// and hands it to `output`. Two such lines per connection, which is this exercise's whole work.
+template <typename... Args>
+void emit(const line_sink& output, fmt::format_string<Args...> format, Args&&... args) {
+  fmt::memory_buffer line;
+  fmt::format_to(fmt::appender(line), format, std::forward<Args>(args)...);
+  output({line.data(), line.size()});
 }
+
+}  // namespace
 
 void server::accept(accepted_connection connection, shutdown_coordinator& shutdown) {
   counted_connection counted(*this, connection.peer);
@@ -27,20 +38,19 @@ void server::accept(accepted_connection connection, shutdown_coordinator& shutdo
 
 void server::report_status() {
   const auto now = counters_.current();
-  output_(fmt::format("status: {} accepted, {} active, {} closed", now.accepted, now.active,
-                      now.closed));
+  emit(output_, "status: {} accepted, {} active, {} closed", now.accepted, now.active, now.closed);
 }
 
 void server::report_total() {
   const auto now = counters_.current();
-  output_(fmt::format("total: {} accepted, {} closed", now.accepted, now.closed));
+  emit(output_, "total: {} accepted, {} closed", now.accepted, now.closed);
 }
 
 counted_connection::counted_connection(server& owner, const tcp::endpoint& peer)
     : owner_(&owner), number_(owner.counters_.count_accepted()), peer_(peer) {
   // Printed by the accept loop, before the session starts: `Connection #N` always comes before
   // `Disconnected #N`, and Connection lines come out in the order of N.
-  owner_->output_(fmt::format("Connection #{} from {}", number_, peer_));
+  emit(owner_->output_, "Connection #{} from {}", number_, peer_);
 }
 
 counted_connection::counted_connection(counted_connection&& other) noexcept
@@ -50,8 +60,8 @@ counted_connection::~counted_connection() {
   if (owner_ == nullptr) return;
   const auto after = owner_->counters_.count_closed();
   try {
-    owner_->output_(fmt::format("Disconnected #{} from {} (active {}, closed {})", number_, peer_,
-                                after.active, after.closed));
+    emit(owner_->output_, "Disconnected #{} from {} (active {}, closed {})", number_, peer_,
+         after.active, after.closed);
   } catch (const std::exception& e) {
     spdlog::error("cannot report the close of #{}: {}", number_, e.what());  // a destructor
   }
