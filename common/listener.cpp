@@ -128,8 +128,8 @@ bool out_of_resources(const boost::system::error_code& error) {
 // The loop holds the listener's membership in the shutdown: it leaves when the loop ends, not
 // when the state does (slots keep the state alive until the last session has ended).
 task<> accept_loop(std::shared_ptr<accept_state> state, runtime& rt,
-                                  std::function<void(accepted_connection)> make_session,
-                                  shutdown_coordinator::membership) {
+                   std::function<void(accepted_connection)> make_session,
+                   shutdown_coordinator::membership) {
   bool exhausted = false;     // out of descriptors now
   bool exhaustion_told = false;  // this episode was logged as a warning (so is its end)
   auto next_exhaustion_warning = std::chrono::steady_clock::time_point{};

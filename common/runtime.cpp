@@ -3,7 +3,6 @@
 #include "cli.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
@@ -28,7 +27,7 @@ std::vector<std::unique_ptr<asio::io_context>> make_contexts(unsigned threads) {
     // Open its epoll, eventfd and timerfd now rather than at its first connection (a timer's
     // service starts the reactor): an idle server's descriptor count is then fixed from the
     // start, which the connection cap's arithmetic and descriptor-leak checks rely on.
-    asio::steady_timer opens_the_reactor(*contexts.back());
+    steady_timer opens_the_reactor(*contexts.back());
   }
   return contexts;
 }
