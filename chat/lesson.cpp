@@ -44,11 +44,11 @@ class lesson_session;
 
 class lesson_room {
  public:
-  explicit lesson_room(asio::io_context& io)
-      : context_(io), executor_(io.get_executor()), lock_(executor_, 1) {}
+  explicit lesson_room(asio::io_context& io) : executor_(io.get_executor()), lock_(executor_, 1) {}
 
-  asio::io_context& context_;  // the runtime's; its one thread runs every session and its I/O
-  io_executor executor_;       // context_'s: every lesson session runs here
+  // The runtime's io_context (executor_.context()): its one thread runs every lesson session and
+  // its I/O.
+  io_executor executor_;
   // The asynchronous lock: full = held. Used on the room's thread only (a plain channel suffices).
   channel<void(error_code)> lock_;
   // The list of writers; changed, and written to, only while holding lock_.
@@ -306,7 +306,7 @@ tcp_socket on_room_thread(tcp_socket socket, asio::io_context& room_context) {
 void start_lesson_session(tcp_socket socket, const tcp::endpoint& peer,
                           std::shared_ptr<lesson_room> chat_room, const options& opts,
                           shutdown_coordinator& shutdown) {
-  auto& room_context = chat_room->context_;
+  auto& room_context = chat_room->executor_.context();
   std::make_shared<lesson_session>(on_room_thread(std::move(socket), room_context), peer,
                                    std::move(chat_room), opts)
       ->start(shutdown);
