@@ -8,8 +8,13 @@ import subprocess
 from pathlib import Path
 
 
+def figure(run, key):
+    """One repetition's figure, or None when that run failed or has no such figure."""
+    return None if "bench_error" in run else run.get(key)
+
+
 def median(runs, key):
-    values = [r[key] for r in runs if "bench_error" not in r and r.get(key) is not None]
+    values = [v for v in (figure(r, key) for r in runs) if v is not None]
     return statistics.median(values) if values else None
 
 
@@ -41,6 +46,29 @@ def reference(workload, target, medians, results):
     if target.against == "absolute":                  # the figure is a ratio already
         return 1.0, "itself"
     return medians.get(target.against, {}).get(target.key), target.against
+
+
+def ratios_by_repetition(workload, target, name, results):
+    """netlab's figure ÷ the reference's, repetition by repetition: in each repetition every
+    server runs once, in turn, so the two figures of a pair share the machine's state of the
+    moment. Their spread shows how much of the median ratio is noise."""
+    runs = results["workloads"][workload.id]
+    ours = runs[netlab_server(workload).name]
+    if target.against == "absolute":  # the figure is a ratio already
+        theirs = [{target.key: 1.0}] * len(ours)
+    elif name in runs:
+        theirs = runs[name]
+    else:
+        return []
+    pairs = ((figure(a, target.key), figure(b, target.key)) for a, b in zip(ours, theirs))
+    return [a / b for a, b in pairs if a is not None and b]
+
+
+def spread(ratios):
+    if not ratios:
+        return "–"
+    low, high = min(ratios), max(ratios)
+    return f"{low:.2f}×" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}–{high:.2f}×"
 
 
 def netlab_server(workload):
@@ -150,8 +178,12 @@ def write(out: Path, workloads, results, bins):
              f"{results['iperf3_gbit_s']:.1f} Gbit/s.", "",
              "Versions: " + "; ".join(f"{k} {v}" for k, v in versions()) + ".", ""]
     summary = ["## Targets", "",
-               "| workload | figure | target | netlab | against | ratio | met | netlab ÷ C epoll |",
-               "|---|---|---|---|---|---|---|---|"]
+               "The ratio is the medians' ratio; next to it, the lowest and highest of the ratios "
+               "repetition by repetition (each repetition runs every server once, in turn), which "
+               "shows how far the machine's noise moves it.", "",
+               "| workload | figure | target | netlab | against | ratio | by repetition | met "
+               "| netlab ÷ C epoll |",
+               "|---|---|---|---|---|---|---|---|---|"]
     body = []
     for workload in workloads:
         if workload.id not in results["workloads"]:
@@ -166,6 +198,7 @@ def write(out: Path, workloads, results, bins):
             summary.append(
                 f"| {workload.title} | {label} | {target.relation} {target.ratio}× | {fmt(mine)} | "
                 f"{name}: {fmt(value)} | {'–' if ratio is None else f'{ratio:.2f}×'} | "
+                f"{spread(ratios_by_repetition(workload, target, name, results))} | "
                 f"{'yes' if met else '**no**'} | {to_ceiling} |")
         body += [f"### {workload.title}", ""] + table(workload, results, medians) + [""] + \
             command_lines(workload, bins) + [""]
