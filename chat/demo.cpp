@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
 #include <string>
 
 namespace netlab::chat {
@@ -38,10 +39,23 @@ class demo_client {
   }
 
   // Sends `bytes` without printing them (a flood). Not awaited by the demo: with the lesson's
-  // design the server may stop reading this client for good.
-  static task<> flood(demo_client& from, std::string bytes) {
-    co_await asio::async_write(from.socket_, asio::buffer(bytes), asio::as_tuple(use_task));
+  // design the server may stop reading this client for good. So the flood owns the socket
+  // (take_socket), which may outlive the demo.
+  static task<> flood(tcp_socket socket, std::string bytes) {
+    co_await asio::async_write(socket, asio::buffer(bytes), asio::as_tuple(use_task));
+    // Then stay connected until the server closes (at its stop), reading what comes: a socket
+    // closed with bytes unread sends a reset, and the server would lose the lines it had not
+    // read yet.
+    std::array<char, 4096> sink;
+    for (bool open = true; open;) {
+      auto [error, n] =
+          co_await socket.async_read_some(asio::buffer(sink), asio::as_tuple(use_task));
+      open = !error;
+    }
   }
+
+  // The client's connection, for a flood; the client can do nothing more.
+  tcp_socket take_socket() && { return std::move(socket_); }
 
   // Counts the lines that arrive within `patience` and the one notice that matters here.
   task<> count_lines(std::chrono::milliseconds patience, std::string_view prefix, int expected,
@@ -135,7 +149,7 @@ task<> play(runtime& rt, tcp::endpoint server) {
   for (int i = 0; i < flood_lines; ++i) {
     lines += fmt::format("flood {:05} {}\n", i, std::string(flood_width - 12, 'f'));
   }
-  spawn(executor, demo_client::flood(ann, std::move(lines)), "demo flood");
+  spawn(executor, demo_client::flood(std::move(ann).take_socket(), std::move(lines)), "demo flood");
   co_await cy.count_lines(std::chrono::seconds(5), "ann: flood", flood_lines, "* dan left");
   print("demo done: stopping the server");
   rt.request_stop();

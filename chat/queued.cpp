@@ -68,6 +68,7 @@ class session : public std::enable_shared_from_this<session> {
  private:
   static task<> run(std::shared_ptr<session> self) {
     using namespace asio::experimental::awaitable_operators;
+    const out_of_the_room_at_exit leave_for_sure{*self};
     spdlog::debug("{} connected", self->peer_);
     co_await self->idle_.run(self->reader() && self->writer(), [session = self.get()] {
       session->close_idle();
@@ -78,6 +79,17 @@ class session : public std::enable_shared_from_this<session> {
     spdlog::debug("{} closed", self->peer_);
   }
 
+  // reader() leaves the room on its way out. A forced stop (a second Ctrl-C, the shutdown's time
+  // limit) or an exception destroys it before it gets there, and the room would keep this
+  // client's name taken and its outbox, whose doorbell belongs to this thread's io_context, alive
+  // after it. This guard in run()'s frame takes it off the list then.
+  struct out_of_the_room_at_exit {
+    session& s;
+    ~out_of_the_room_at_exit() {
+      if (s.in_room_) s.room_->leave(s.name_, /*announce=*/false);
+    }
+  };
+
   // Reads lines and acts on them; on its way out, leaves the room and ends the outbox, so the
   // writer writes what is queued and stops.
   task<> reader() {
@@ -87,6 +99,7 @@ class session : public std::enable_shared_from_this<session> {
       outbox_->close();
       co_return;
     }
+    in_room_ = true;
     for (bool more = true; more;) {
       if (!behind_.empty()) co_await wait_for_writers_behind();
       // The lines of one read are handled without suspending; their chat lines are formatted
@@ -125,6 +138,12 @@ class session : public std::enable_shared_from_this<session> {
           more = false;
           break;
         case line_status::end_of_input:
+          // Stopped (shutdown, idle, too slow) in the middle of a line: it is not
+          // a line yet and is not relayed, but not silently.
+          if (input_.buffered() > 0) {
+            spdlog::info("{}: stopped reading; {} bytes of an unfinished line not relayed", peer_,
+                         input_.buffered());
+          }
           more = false;
           break;
       }
@@ -135,6 +154,7 @@ class session : public std::enable_shared_from_this<session> {
     // and with C clients, C - 1 notices each would reach every outbox before any writer ran
     // (past --outbox, they would drop readers who did nothing wrong as too slow).
     room_->leave(name_, /*announce=*/!server_stopping_);
+    in_room_ = false;
     outbox_->close();
   }
 
@@ -344,6 +364,7 @@ class session : public std::enable_shared_from_this<session> {
   tcp_socket socket_;            // shared by reader and writer, on this session's thread
   tcp::endpoint peer_;           // for log lines and the default name, as accept() reported it
   std::string name_;             // the reader's copy of our name in the room
+  bool in_room_ = false;         // between the reader's join and its leave
   std::shared_ptr<room> room_;   // shared by every session; outlives them all
   std::shared_ptr<outbox> outbox_;  // pushed to by every broadcaster, drained by our writer
   line_reader input_;

@@ -129,9 +129,9 @@ void add_idle_timeout_option(CLI::App& app, std::chrono::milliseconds& idle_time
            idle_timeout = std::chrono::milliseconds(std::llround(seconds * 1000));
          },
          fmt::format("Close a connection after this many seconds with nothing received from the "
-                     "client and nothing written to it (decimals allowed; at least {}, one "
-                     "millisecond; default: 0, never)",
-                     min_idle_timeout_seconds))
+                     "client and nothing written to it (decimals allowed; from {}, one "
+                     "millisecond, to {}, a week; default: 0, never)",
+                     min_idle_timeout_seconds, max_idle_timeout_seconds))
       ->check(CLI::Validator(check_idle_seconds, "SECONDS", "idle_seconds"));
 }
 

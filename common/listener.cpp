@@ -51,7 +51,7 @@ struct accept_state {
 
   tcp_acceptor acceptor;
   // The loop's waits: the back-off when descriptors run out, and the wait at the cap. Cancelling
-  // it wakes the loop early; the stop callback does, and so does a slot given back.
+  // it wakes the loop early; the stop callback does, and so does a slot given back at the cap.
   steady_timer pause;
 
   const std::size_t max_connections;
@@ -193,7 +193,8 @@ task<> accept_loop(std::shared_ptr<accept_state> state, runtime& rt,
       spdlog::debug("accept: {}", error.message());
     }
     // Never spin: the failed connection is still in the backlog, so retrying at once would fail
-    // at once. Wait, then try again (the stop callback cancels this wait, a closing session too).
+    // at once. Wait, then try again (the stop callback cancels this wait; a session that closes
+    // meanwhile does not, so the next try comes at most accept_retry_delay after it).
     state->pause.expires_after(accept_retry_delay);
     co_await state->pause.async_wait(asio::as_tuple(use_task));
   }

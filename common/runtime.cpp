@@ -18,12 +18,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::vector<std::unique_ptr<asio::io_context>> make_contexts(unsigned threads) {
-  std::vector<std::unique_ptr<asio::io_context>> contexts;
+std::vector<std::unique_ptr<thread_context>> make_contexts(unsigned threads) {
+  std::vector<std::unique_ptr<thread_context>> contexts;
   for (unsigned i = 0; i < std::max(threads, 1u); ++i) {
     // The hint: one thread runs it, so work posted from that thread goes to a private queue
     // instead of the shared, locked one.
-    contexts.push_back(std::make_unique<asio::io_context>(1));
+    contexts.push_back(std::make_unique<thread_context>(1));
     // Open its epoll, eventfd and timerfd now rather than at its first connection (a timer's
     // service starts the reactor): an idle server's descriptor count is then fixed from the
     // start, which the connection cap's arithmetic and descriptor-leak checks rely on.
@@ -79,6 +79,16 @@ runtime::runtime(unsigned threads)
   });
 }
 
+runtime::~runtime() {
+  // After a forced stop, the coroutines left waiting are destroyed with their io_context, and
+  // what they own can belong to another thread's io_context (a listener's state on context(),
+  // chat's outboxes on every one); an object must not outlive its io_context. So, in two steps:
+  // every io_context first destroys what it still holds, while all of them are there; then the
+  // members go, the io_contexts after the signal set and timer that use context().
+  keep_alive_.clear();
+  for (auto& context : contexts_) context->destroy_what_is_left();
+}
+
 asio::io_context& runtime::next_context() {
   return *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
 }
@@ -107,7 +117,10 @@ void runtime::wait_for_signal() {
 void runtime::begin_stop(const char* reason) {
   if (stopping_) return;
   stopping_ = true;
-  spdlog::info("{}: shutting down ({} open)", reason, shutdown_.members());
+  // Nothing open (a ping run that has finished and asks for the stop itself): nothing to report.
+  const auto open = shutdown_.members();
+  spdlog::log(open > 0 ? spdlog::level::info : spdlog::level::debug, "{}: shutting down ({} open)",
+              reason, open);
   deadline_.expires_after(graceful_stop_limit);
   deadline_.async_wait([this](boost::system::error_code error) {
     if (error) return;  // cancelled: everyone finished in time

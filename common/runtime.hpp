@@ -45,9 +45,19 @@ inline constexpr std::chrono::milliseconds graceful_stop_limit{1500};
 // else would.
 void release_signals_for_good(signal_set& signals, std::initializer_list<int> numbers);
 
+// A thread's io_context, which can be made to destroy what it still holds (handlers, coroutines
+// waiting for I/O) without being destroyed itself: see ~runtime(). Asio's own thread_pool does the
+// same in its destructor (shutdown() is protected; running it twice is harmless).
+class thread_context : public boost::asio::io_context {
+ public:
+  using io_context::io_context;
+  void destroy_what_is_left() { shutdown(); }
+};
+
 class runtime {
  public:
   explicit runtime(unsigned threads);
+  ~runtime();
 
   // The runtime's own io_context (signals, listeners, the shutdown steps; with one thread,
   // everything).
@@ -73,7 +83,7 @@ class runtime {
   // still leave the coordinator.
   shutdown_coordinator shutdown_;
   // One per thread; created with the runtime, so that connections can be placed before run().
-  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::unique_ptr<thread_context>> contexts_;
   std::atomic<std::size_t> next_context_{0};  // next_context()'s turn
   // Keeps the other threads' io_contexts running while they have no connection; released when
   // shutdown completes (touched only on context()'s thread, and by run() before and after the

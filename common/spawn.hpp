@@ -31,6 +31,8 @@ inline void report_escaped(std::exception_ptr failure, std::string_view what) {
     }
   } catch (const std::exception& e) {
     spdlog::error("{}: {}", what, e.what());
+  } catch (...) {
+    spdlog::error("{}: an exception that is not a std::exception", what);
   }
 }
 

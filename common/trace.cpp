@@ -74,8 +74,15 @@ task<read_result> attempt_until_done(Socket& socket, std::string_view operation,
     }
     say(fd, operation, "would block (EAGAIN)");
     say(fd, operation, "waiting for readiness");
-    auto [wait_error] = co_await socket.async_wait(
-        readiness, asio::bind_cancellation_slot(cancel, asio::as_tuple(use_task)));
+    // Cancelled through `cancel` when one is given; otherwise, like a plain operation, through
+    // the awaiting coroutine's own slot (a parent's `||` or `&&`).
+    error_code wait_error;
+    if (cancel.is_connected()) {
+      std::tie(wait_error) = co_await socket.async_wait(
+          readiness, asio::bind_cancellation_slot(cancel, asio::as_tuple(use_task)));
+    } else {
+      std::tie(wait_error) = co_await socket.async_wait(readiness, asio::as_tuple(use_task));
+    }
     if (wait_error) {
       say(fd, operation, "wait ended: {}", wait_error.message());
       co_return read_result{wait_error, 0};

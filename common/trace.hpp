@@ -51,8 +51,9 @@ using boost::system::error_code;
 using read_result = std::tuple<error_code, std::size_t>;
 
 // The traced counterparts of async_read_some, of netlab::write_all, of async_accept and of the
-// UDP receive and send. Same results; a cancellation through `cancel` (or of the socket) ends the
-// wait as it would end the plain operation.
+// UDP receive and send. Same results; a cancellation ends the wait as it would end the plain
+// operation: through `cancel` when one is given, else through the awaiting coroutine's own slot,
+// or of the socket.
 task<read_result> read_some(tcp_socket& socket, boost::asio::mutable_buffer buffer,
                             boost::asio::cancellation_slot cancel = {});
 task<error_code> write_all(tcp_socket& socket, std::vector<boost::asio::const_buffer>& buffers);

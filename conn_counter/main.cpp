@@ -26,8 +26,8 @@ int main(int argc, char** argv) {
   auto* max_option =
       app.add_option("--max-connections", max_connections,
                      fmt::format("Connections open at once, at most; more wait in the listen "
-                                 "backlog until one closes (default: the descriptor limit less "
-                                 "{}, and {} more per thread after the first)",
+                                 "backlog until one closes (default: the descriptor limit minus "
+                                 "{}, minus {} more for each thread after the first)",
                                  descriptor_reserve, descriptors_per_thread))
           ->transform(whole_number(std::size_t{1}))
           ->capture_default_str();

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   add_common_options(app, common);
   add_server_options(app, server);
   app.add_option("--queue", limits.queue,
-                 "Lines a connection may have read but not yet written back (backpressure bound)")
+                 "Lines read and waiting for the writer; past this the reader waits, and so does "
+                 "the client (backpressure). The batch being written holds as many again")
       ->transform(whole_number(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   add_max_line_option(app, limits.max_line);

@@ -271,6 +271,8 @@ void pinger::print_summary() {
   } else if (t.refused() > 0) {
     print_error("error: no reply from {}: port unreachable (is anything listening there?)",
                 target_);
+  } else if (stopping_) {  // a signal cut the run short: the timeout may not have passed
+    print_error("error: no reply from {} before the run was stopped", target_);
   } else {
     print_error("error: no reply from {} within {} ms", target_, options_.timeout.count());
   }

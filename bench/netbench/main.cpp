@@ -50,14 +50,18 @@ const CLI::Validator running_process(
     },
     "PID", "running_process");
 
-void add_target_options(CLI::App& command, target_options& options, bool pid_required) {
+constexpr const char* cpu_pid_help =
+    "The server's process id: its CPU time (/proc/PID/stat) over the measurement is reported";
+
+void add_target_options(CLI::App& command, target_options& options, bool pid_required,
+                        const std::string& pid_help = cpu_pid_help) {
   command
       .add_option("--target", options.target, "The server: HOST:PORT or [IPv6]:PORT, loopback only")
       ->check(loopback_target)
       ->capture_default_str();
   auto* pid = command.add_option_function<pid_t>(
       "--pid", [&options](pid_t value) { options.pid = value; },
-      "The server's process id: its CPU time (/proc/PID/stat) over the measurement is reported");
+      pid_help);
   pid->check(running_process);
   if (pid_required) pid->required();
 }
@@ -192,7 +196,9 @@ int main(int argc, char** argv) {
       "hold", "N idle connections held open; the server's VmRSS before and after");
   target_options hold_target;
   hold_options hold_opts;
-  add_target_options(*hold, hold_target, true);
+  add_target_options(*hold, hold_target, true,
+                     "The server's process id: its resident memory (VmRSS in /proc/PID/status) "
+                     "before and after is reported");
   hold->add_option("--conns", hold_opts.conns, "Connections to hold")
       ->transform(whole_number(std::size_t{1}, std::size_t{60000}))
       ->capture_default_str();

@@ -532,6 +532,22 @@ class ChatTest(ServerTestCase):
                 self.assertLess(seconds, STOP_LIMIT)
 
     @time_limit(30)
+    def test_an_unfinished_line_at_a_stop_is_not_relayed_but_logged(self):
+        """A stop that finds part of a line read and no newline yet: the part is not a line, so
+        nobody gets it, and the log says so (nothing accepted is dropped silently)."""
+        for design in ("queued", "lesson"):
+            with self.subTest(design=design):
+                server = self.start("--design", design)
+                a, b = self.join(server, 2)
+                b.send(b"done\npartial")  # one segment: the server reads both parts together
+                self.assertEqual(a.recv_line(), b"c1: done\n")
+                code, _ = server.stop(signal.SIGINT)
+                self.assertEqual(code, 0, server.stderr_text())
+                self.assertNotIn(b"partial", a.recv_until_eof())
+                self.assertIn(f"{address_of(b).decode()}: stopped reading; 7 bytes of an "
+                              "unfinished line not relayed", server.stderr_text())
+
+    @time_limit(30)
     def test_bad_options_exit_2_naming_the_option(self):
         cases = [("--design", "fast"), ("--outbox", "0"), ("--max-line", "0"), ("--port", "abc"),
                  ("--threads", "0"), ("--no-such-option",)]

@@ -268,7 +268,8 @@ class IdleTraceTest(ServerTestCase):
                 self.assertEqual(len(lines), 1, lines)
                 self.assertIn("--idle-timeout", lines[0])
                 self.assertIn("0.001", lines[0])
-                self.assertIn("at least 0.001", run_program(command[0], "--help").stdout.decode())
+                self.assertIn("from 0.001, one millisecond, to 604800",
+                              run_program(command[0], "--help").stdout.decode())
         # The smallest value accepted is one millisecond, not "never".
         server = self.start(("echo_split",), *idle_option(0.001))
         client = self.connect(server)
