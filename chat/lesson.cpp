@@ -25,7 +25,6 @@
 #include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
 
 #include <unistd.h>
 
@@ -87,11 +86,8 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
   }
 
   void start(shutdown_coordinator& shutdown) {
-    membership_ = shutdown.join([weak = weak_from_this()] {
-      if (auto self = weak.lock()) {
-        asio::post(self->room_->executor_, [self] { self->stop_for_shutdown(); });
-      }
-    });
+    membership_ = join_on(shutdown, room_->executor_, weak_from_this(),
+                          [](lesson_session& self) { self.stop_for_shutdown(); });
     spawn(room_->executor_, run(shared_from_this()),
           [peer = peer_] { return fmt::format("chat {}", peer); });
   }

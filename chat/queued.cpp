@@ -56,11 +56,8 @@ class session : public std::enable_shared_from_this<session> {
                                                       [self] { self->disconnect_slow(); });
                                          }
                                        });
-    membership_ = shutdown.join([weak = weak_from_this()] {
-      if (auto self = weak.lock()) {
-        asio::post(self->socket_.get_executor(), [self] { self->stop_for_shutdown(); });
-      }
-    });
+    membership_ = join_on(shutdown, socket_.get_executor(), weak_from_this(),
+                          [](session& self) { self.stop_for_shutdown(); });
     spawn(socket_.get_executor(), run(shared_from_this()),
           [peer = peer_] { return fmt::format("chat {}", peer); });
   }

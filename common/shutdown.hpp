@@ -6,9 +6,12 @@
 // finished, and the runtime lets `io_context::run()` return on its own.
 #pragma once
 
+#include <boost/asio/post.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 
 namespace netlab {
@@ -56,5 +59,18 @@ class shutdown_coordinator {
   bool finished_reported_ = false;
   std::function<void()> all_finished_;
 };
+
+// How a member shared by pointer joins: when the stop comes, `stop(*member)` runs on `executor`
+// (the member's own thread, whichever thread asked), if the member is still alive by then.
+template <typename Member, typename Executor, typename Stop>
+[[nodiscard]] shutdown_coordinator::membership join_on(shutdown_coordinator& shutdown,
+                                                       const Executor& executor,
+                                                       std::weak_ptr<Member> member, Stop stop) {
+  return shutdown.join([executor, member = std::move(member), stop = std::move(stop)] {
+    if (auto alive = member.lock()) {
+      boost::asio::post(executor, [alive = std::move(alive), stop] { stop(*alive); });
+    }
+  });
+}
 
 }  // namespace netlab

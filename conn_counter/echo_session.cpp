@@ -8,7 +8,6 @@
 #include "common/write.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
 
 #include <array>
 #include <memory>
@@ -37,11 +36,8 @@ class echo_session : public std::enable_shared_from_this<echo_session> {
   }
 
   void start(shutdown_coordinator& shutdown) {
-    membership_ = shutdown.join([weak = weak_from_this()] {
-      if (auto self = weak.lock()) {
-        asio::post(self->socket_.get_executor(), [self] { self->stop_reading(); });
-      }
-    });
+    membership_ = join_on(shutdown, socket_.get_executor(), weak_from_this(),
+                          [](echo_session& self) { self.stop_reading(); });
     spawn(socket_.get_executor(), run(shared_from_this()),
           [number = counted_.number(), peer = peer_] {
             return fmt::format("echo #{} {}", number, peer);

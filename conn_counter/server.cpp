@@ -6,7 +6,6 @@
 #include "common/spawn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
 
 #include <csignal>
 #include <utility>
@@ -91,14 +90,11 @@ status_on_signal::status_on_signal(runtime& rt, server& reporter)
     : state_(std::make_shared<state>(rt.context())) {
   // Only the wait is cancelled at shutdown (so that run() can return); the registration stays
   // until this object is destroyed, so a SIGUSR1 during shutdown is ignored, not fatal.
-  auto membership = rt.shutdown().join([weak = std::weak_ptr(state_)] {
-    if (auto s = weak.lock()) {
-      asio::post(s->signals.get_executor(), [s] {
-        s->stopping = true;
-        s->signals.cancel();
-      });
-    }
-  });
+  auto membership = join_on(rt.shutdown(), state_->signals.get_executor(),
+                            std::weak_ptr(state_), [](state& s) {
+                              s.stopping = true;
+                              s.signals.cancel();
+                            });
   spawn(state_->signals.get_executor(),
         report_on_each_signal(state_, reporter, std::move(membership)), "SIGUSR1");
 }

@@ -7,7 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/post.hpp>
 
 #include <algorithm>
 #include <memory>
@@ -54,11 +53,8 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void start(shutdown_coordinator& shutdown) {
-    membership_ = shutdown.join([weak = weak_from_this()] {
-      if (auto self = weak.lock()) {
-        asio::post(self->socket_.get_executor(), [self] { self->stop_reading(); });
-      }
-    });
+    membership_ = join_on(shutdown, socket_.get_executor(), weak_from_this(),
+                          [](session& self) { self.stop_reading(); });
     spawn(socket_.get_executor(), run(shared_from_this()),
           [peer = peer_] { return fmt::format("echo {}", peer); });
   }

@@ -9,7 +9,6 @@
 #include "common/trace.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/post.hpp>
 
 #include <memory>
 #include <vector>
@@ -168,13 +167,9 @@ task<> answer_pings(std::shared_ptr<ponger> self) {
 void start_ponging(shutdown_coordinator& shutdown, udp_socket socket) {
   auto state = std::make_shared<ponger>(std::move(socket));
   const auto executor = state->socket.get_executor();
-  state->membership = shutdown.join([weak = std::weak_ptr(state)] {
-    if (auto s = weak.lock()) {
-      asio::post(s->socket.get_executor(), [s] {
-        error_code ignored;
-        s->socket.close(ignored);  // a datagram server has nothing to drain: stop receiving
-      });
-    }
+  state->membership = join_on(shutdown, executor, std::weak_ptr(state), [](ponger& s) {
+    error_code ignored;
+    s.socket.close(ignored);  // a datagram server has nothing to drain: stop receiving
   });
   spawn(executor, answer_pings(std::move(state)), "ponger");
 }
