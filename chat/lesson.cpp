@@ -141,10 +141,7 @@ class lesson_session : public std::enable_shared_from_this<lesson_session> {
           break;
         }
         case line_status::end_of_input:
-          if (input_.buffered() > 0) {  // stopped in the middle of a line: not relayed
-            spdlog::info("{}: stopped reading; {} bytes of an unfinished line not relayed", peer_,
-                         input_.buffered());
-          }
+          log_unfinished_line(input_, peer_, "relayed");  // stopped: shutdown, idle
           more = false;
           break;
         case line_status::failed:

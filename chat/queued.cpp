@@ -135,12 +135,7 @@ class session : public std::enable_shared_from_this<session> {
           more = false;
           break;
         case line_status::end_of_input:
-          // Stopped (shutdown, idle, too slow) in the middle of a line: it is not
-          // a line yet and is not relayed, but not silently.
-          if (input_.buffered() > 0) {
-            spdlog::info("{}: stopped reading; {} bytes of an unfinished line not relayed", peer_,
-                         input_.buffered());
-          }
+          log_unfinished_line(input_, peer_, "relayed");  // stopped: shutdown, idle, too slow
           more = false;
           break;
       }

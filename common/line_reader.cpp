@@ -1,6 +1,7 @@
 #include "line_reader.hpp"
 
 #include "idle.hpp"
+#include "log.hpp"
 #include "trace.hpp"
 #include "write.hpp"
 
@@ -90,6 +91,13 @@ void line_reader::end_input() {
   input_ended_ = true;
   input_stopped_ = true;
   stop_reading_.emit(asio::cancellation_type::terminal);  // no effect when no read is pending
+}
+
+void log_unfinished_line(const line_reader& input, const asio::ip::tcp::endpoint& peer,
+                         std::string_view not_done) {
+  if (input.buffered() == 0) return;
+  spdlog::info("{}: stopped reading; {} bytes of an unfinished line not {}", peer,
+               input.buffered(), not_done);
 }
 
 bool line_reader::too_long() const { return end_ - begin_ > max_line_; }

@@ -9,6 +9,7 @@
 #include "executor.hpp"
 
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -96,6 +97,12 @@ class line_reader {
   idle_watch* activity_ = nullptr;  // told about every read that brings bytes, if set
   boost::asio::cancellation_signal stop_reading_;  // end_input() cancels the pending read with it
 };
+
+// For a session whose reading was stopped (end_input) at end_of_input: an unfinished line left
+// in `input` is not a line and is dropped, but not silently. Logs its size, naming `peer` and
+// what the server did not do with it ("echoed", "relayed"); nothing when none is left.
+void log_unfinished_line(const line_reader& input, const boost::asio::ip::tcp::endpoint& peer,
+                         std::string_view not_done);
 
 // How long a session that stopped reading early (a refused line, /quit, a shutdown) lingers
 // before it closes (discard_input). Shorter than the runtime's graceful_stop_limit, which still

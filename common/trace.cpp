@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
 namespace netlab::trace {
@@ -54,6 +55,12 @@ task<read_result> attempt_until_done(Socket& socket, std::string_view operation,
                                      typename Socket::wait_type readiness, Attempt attempt,
                                      asio::cancellation_slot cancel, bool counts_bytes = true) {
   const int fd = socket.native_handle();
+  // The waits are cancelled through `cancel` when one is given; otherwise, like a plain
+  // operation, through the awaiting coroutine's own slot (a parent's `||` or `&&`).
+  if (!cancel.is_connected()) {
+    const asio::cancellation_state own = co_await asio::this_coro::cancellation_state;
+    cancel = own.slot();
+  }
   error_code error;
   if (!socket.non_blocking()) socket.non_blocking(true, error);
   if (error) co_return read_result{error, 0};
@@ -74,15 +81,8 @@ task<read_result> attempt_until_done(Socket& socket, std::string_view operation,
     }
     say(fd, operation, "would block (EAGAIN)");
     say(fd, operation, "waiting for readiness");
-    // Cancelled through `cancel` when one is given; otherwise, like a plain operation, through
-    // the awaiting coroutine's own slot (a parent's `||` or `&&`).
-    error_code wait_error;
-    if (cancel.is_connected()) {
-      std::tie(wait_error) = co_await socket.async_wait(
-          readiness, asio::bind_cancellation_slot(cancel, asio::as_tuple(use_task)));
-    } else {
-      std::tie(wait_error) = co_await socket.async_wait(readiness, asio::as_tuple(use_task));
-    }
+    auto [wait_error] = co_await socket.async_wait(
+        readiness, asio::bind_cancellation_slot(cancel, asio::as_tuple(use_task)));
     if (wait_error) {
       say(fd, operation, "wait ended: {}", wait_error.message());
       co_return read_result{wait_error, 0};

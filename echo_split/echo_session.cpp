@@ -97,11 +97,9 @@ class session : public std::enable_shared_from_this<session> {
         spdlog::info("{} sent a line longer than {} bytes: closing", peer_, max_line_);
         stopped_early_ = true;
         if (!co_await queue(fmt::format("error: line longer than {} bytes\n", max_line_))) co_return;
-      } else if (result.status == line_status::end_of_input && input_.buffered() > 0) {
-        // Stopped (shutdown) in the middle of a line: every complete line is echoed, the
-        // unfinished one is not a line and is dropped, but not silently.
-        spdlog::info("{}: stopped reading; {} bytes of an unfinished line not echoed", peer_,
-                     input_.buffered());
+      } else if (result.status == line_status::end_of_input) {
+        // Stopped (shutdown) in the middle of a line? Every complete line is echoed.
+        log_unfinished_line(input_, peer_, "echoed");
       } else if (result.status == line_status::failed) {
         spdlog::debug("{} read: {}", peer_, result.error.message());
       }

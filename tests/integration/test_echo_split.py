@@ -342,6 +342,21 @@ class EchoSplitTest(ServerTestCase):
                                    r"bytes: closing$")
 
     @time_limit(30)
+    def test_an_unfinished_line_at_a_stop_is_not_echoed_but_logged(self):
+        """A stop that finds part of a line read and no newline yet: every complete line comes
+        back, the part does not (it is not a line), and the log says so."""
+        server = self.start()
+        client = self.connect(server)
+        client.send(b"done\npartial")  # one segment: the server reads both parts together
+        self.assertEqual(client.recv_exact(5), b"done\n")
+        code, _ = server.stop(signal.SIGINT)
+        self.assertEqual(code, 0, server.stderr_text())
+        self.assertEqual(client.recv_until_eof(), b"")
+        host, port = client.sock.getsockname()[:2]
+        self.assertIn(f"{host}:{port}: stopped reading; 7 bytes of an unfinished line not echoed",
+                      server.stderr_text())
+
+    @time_limit(30)
     def test_second_sigint_stops_at_once(self):
         """A connection that cannot drain (its client never reads) holds up the graceful stop;
         a second SIGINT stops the server at once, with exit status 0."""
